@@ -1,0 +1,60 @@
+"""ByteStack Jobs: scheduled queries with a dashboard and a JSON API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("BYTESTACK_INSTANCE_PATH", str(ROOT / "instance")),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    from . import config as config_module
+
+    app.config.update(config_module.load(instance_path=app.instance_path))
+    if config:
+        app.config.update(config)
+    _configure_logging()
+
+    from .extensions import csrf, db, htmx, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    htmx.init_app(app)
+
+    from . import models  # noqa: F401  (tables must be known to migrations)
+    from .api import bp as api_bp
+    from .cli import register_cli
+    from .jobs.views import bp as jobs_bp
+    from .web import register_web
+
+    app.register_blueprint(jobs_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # the API authenticates with Bearer keys, never cookies
+    register_web(app)
+    register_cli(app)
+    return app
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if any(getattr(h, "_bytestack", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    )
+    handler._bytestack = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)

@@ -1,0 +1,62 @@
+"""The API's one error shape, for every failure under /v1."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..errors import ServiceError
+from . import bp
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_field",
+    429: "rate_limited",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+        self.code = code or _CODES.get(status, "error")
+
+
+def error_response(status: int, message: str, code: str | None = None, field: str | None = None):
+    body = {"error": {"code": code or _CODES.get(status, "error"), "message": message}}
+    if field:
+        body["error"]["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    return error_response(exc.status, exc.message, exc.code, exc.field)
+
+
+@bp.errorhandler(ServiceError)
+def _service_error(exc: ServiceError):
+    return error_response(exc.status, exc.message, exc.code, exc.field)
+
+
+def is_api_request() -> bool:
+    return request.path == "/v1" or request.path.startswith("/v1/")
+
+
+def http_error_as_json(exc: HTTPException):
+    messages = {
+        404: "There is nothing at this path.",
+        405: f"{request.method} is not allowed on this path.",
+        413: "The request body is too large.",
+    }
+    message = messages.get(exc.code or 500, exc.description or "Request failed.")
+    return error_response(exc.code or 500, message)

@@ -1,0 +1,91 @@
+"""Objects as the API contract shows them."""
+
+from __future__ import annotations
+
+import base64
+
+from flask import request, url_for
+
+from ..models import Job, Record, Run
+from ..timeutil import isoformat
+from .errors import ApiError
+
+
+def job_to_api(job: Job) -> dict:
+    last = job.last_run()
+    return {
+        "id": job.public_id,
+        "name": job.name,
+        "prompt": job.prompt,
+        "sources": job.sources,
+        "schedule": job.schedule.to_api(),
+        "timezone": job.timezone,
+        "date_range": job.date_range,
+        "limit": job.limit,
+        "state": job.state,
+        "next_run_at": isoformat(job.next_run_at),
+        "last_sync_at": isoformat(job.last_sync_at),
+        "last_run": run_to_api(last, job) if last else None,
+        "last_error": job.last_error,
+        "webhook_url": job.webhook_url,
+        "created_at": isoformat(job.created_at),
+        "updated_at": isoformat(job.updated_at),
+    }
+
+
+def run_to_api(run: Run, job: Job | None = None) -> dict:
+    job = job or run.job
+    return {
+        "id": run.public_id,
+        "job_id": job.public_id if job else None,
+        "trigger": run.trigger,
+        "status": run.status,
+        "scheduled_for": isoformat(run.scheduled_for),
+        "started_at": isoformat(run.started_at),
+        "finished_at": isoformat(run.finished_at),
+        "duration_ms": run.duration_ms,
+        "record_count": run.record_count,
+        "new_count": run.new_count,
+        "error": run.error,
+        "result_url": url_for("api.run_records", run_id=run.public_id, _external=True)
+        if run.status == "completed"
+        else None,
+    }
+
+
+def record_to_api(record: Record) -> dict:
+    return {
+        "id": record.public_id,
+        "source": record.source,
+        "url": record.url,
+        "title": record.title,
+        "text": record.text,
+        "author": record.author,
+        "published_at": isoformat(record.published_at),
+        "metrics": record.metrics or {},
+        "is_new": record.is_new,
+    }
+
+
+def encode_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "The cursor is not valid; use next_cursor from a previous page.",
+                       field="cursor") from None
+
+
+def page_limit(default: int = 50, maximum: int = 200) -> int:
+    raw = request.args.get("limit")
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ApiError(422, f"limit must be a whole number from 1 to {maximum}.", field="limit")
+    return int(raw)

@@ -1,0 +1,44 @@
+"""Command-line tools: `flask --app webapp create-api-key`, and job commands."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from .models import KEY_SCOPES
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("create-api-key")
+    @click.option("--scope", type=click.Choice(KEY_SCOPES), required=True)
+    @click.option("--project", "project_name", default="Default", show_default=True,
+                  help="Project name; created when missing.")
+    @click.option("--name", default="", help="A label to recognise the key by.")
+    def create_api_key_command(scope: str, project_name: str, name: str):
+        """Create an API key and print it (shown once) on the last line."""
+        from .api.auth import create_api_key
+        from .jobs.service import ensure_project
+
+        project = ensure_project(project_name)
+        key, secret = create_api_key(project, scope, name)
+        click.echo(f"Created {key.public_id} ({scope}) for project {project.name!r}.", err=True)
+        click.echo("Store it now: it is shown only once.", err=True)
+        click.echo(secret)
+
+    @app.cli.command("run-job")
+    @click.argument("job_id")
+    def run_job_command(job_id: str):
+        """Queue a run of a job now (as "Run now" does)."""
+        from .errors import ServiceError
+        from .extensions import db
+        from .jobs.service import run_now
+        from .models import Job
+
+        job = db.session.query(Job).filter_by(public_id=job_id).first()
+        if job is None:
+            raise click.ClickException(f"No job {job_id}.")
+        try:
+            run = run_now(job, trigger="manual")
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(run.public_id)

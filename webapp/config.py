@@ -1,0 +1,109 @@
+"""Configuration from the environment, parsed strictly: a bad value stops start-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: dict, name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: dict, name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+def database_url(env: dict, instance_path: str) -> str:
+    url = env.get("DATABASE_URL", "").strip()
+    if not url:
+        Path(instance_path).mkdir(parents=True, exist_ok=True)
+        return "sqlite:///" + os.path.join(instance_path, "bytestack.sqlite3")
+    # Hosting platforms still hand out the old scheme, which SQLAlchemy 2 refuses.
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url[len("postgres://") :]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if not url.startswith(("sqlite:", "postgresql+psycopg:")):
+        raise ConfigError("DATABASE_URL must be a postgres:// or sqlite:// URL")
+    return url
+
+
+def load(env: dict | None = None, instance_path: str = "instance") -> dict:
+    """Read the whole configuration from the environment."""
+    env = dict(os.environ if env is None else env)
+    development = env.get("BYTESTACK_ENV", "development").strip().lower() != "production"
+    secret = env.get("SECRET_KEY", "")
+    if not secret:
+        if not development:
+            raise ConfigError("SECRET_KEY is required when BYTESTACK_ENV=production")
+        secret = _development_secret(instance_path)
+    url = database_url(env, instance_path)
+    engine_options: dict = {"pool_pre_ping": True}
+    if url.startswith("sqlite:"):
+        # Web, worker and scheduler share one SQLite file: wait for a lock instead of failing.
+        engine_options = {"connect_args": {"timeout": 30}}
+    return {
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+        "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
+        "BYTESTACK_ENV": "development" if development else "production",
+        "RUN_TIMEOUT_SECONDS": _int(env, "BYTESTACK_RUN_TIMEOUT", 600, minimum=1),
+        "HEARTBEAT_SECONDS": _float(env, "BYTESTACK_HEARTBEAT_SECONDS", 5.0, minimum=0.1),
+        "STALE_RUN_SECONDS": _float(env, "BYTESTACK_STALE_RUN_SECONDS", 60.0, minimum=0.5),
+        "RECONCILE_SECONDS": _float(env, "BYTESTACK_RECONCILE_SECONDS", 5.0, minimum=0.1),
+        "SCHEDULER_INTERVAL": _float(env, "BYTESTACK_SCHEDULER_INTERVAL", 1.0, minimum=0.05),
+        "ALLOW_PRIVATE_NETWORKS": _bool(env, "BYTESTACK_ALLOW_PRIVATE_NETWORKS", False),
+        "FETCH_TIMEOUT_SECONDS": _float(env, "BYTESTACK_FETCH_TIMEOUT", 20.0, minimum=0.1),
+        "FETCH_MAX_BYTES": _int(env, "BYTESTACK_FETCH_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
+        "ALLOW_LOCAL_FILES": _bool(env, "BYTESTACK_ALLOW_LOCAL_FILES", development),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": _int(env, "BYTESTACK_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+    }
+
+
+def _development_secret(instance_path: str) -> str:
+    """A random key kept in instance/, so sessions survive restarts on a developer machine."""
+    import secrets
+
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

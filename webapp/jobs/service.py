@@ -1,0 +1,298 @@
+"""Job workflows shared by the dashboard, the API and the CLI: one copy of every rule."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..errors import ConflictError, NotFoundError, ValidationError
+from ..extensions import db
+from ..models import Job, Project, Run
+from ..queueing import enqueue_run, get_redis, sync_schedule_entry
+from ..schedules import Schedule, ScheduleError, parse_schedule
+from ..sources import SourceError, normalise_sources
+from ..timeutil import now, parse_timestamp
+
+WRITABLE = ("name", "prompt", "sources", "schedule", "timezone", "date_range", "limit", "webhook_url")
+_RELATIVE = re.compile(r"^(\d{1,4})([hdw])$")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+DEFAULT_LIMIT = 100
+
+
+def default_project() -> Project:
+    """The workspace the dashboard uses until accounts and project switching exist."""
+    return ensure_project("Default")
+
+
+def ensure_project(name: str) -> Project:
+    project = db.session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        project = Project(name=name)
+        db.session.add(project)
+        db.session.commit()
+    return project
+
+
+def relative_delta(text: str) -> timedelta:
+    match = _RELATIVE.match(text)
+    if not match:
+        raise ValueError(text)
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def clean_date_range(value) -> dict | None:
+    if value in (None, "", {}):
+        return None
+    if not isinstance(value, dict):
+        raise ValueError('date_range must be {"last": "24h"} or {"start": ts, "end": ts}.')
+    if "last" in value:
+        last = value["last"]
+        if set(value) != {"last"} or not isinstance(last, str) or not _RELATIVE.match(last):
+            raise ValueError('date_range "last" must look like "24h", "7d" or "2w".')
+        if relative_delta(last) <= timedelta(0):
+            raise ValueError('date_range "last" must be longer than zero.')
+        return {"last": last}
+    unknown = set(value) - {"start", "end"}
+    if unknown:
+        raise ValueError(f"date_range has unknown keys: {', '.join(sorted(unknown))}.")
+    cleaned = {}
+    for side in ("start", "end"):
+        if value.get(side) in (None, ""):
+            continue
+        if not isinstance(value[side], str):
+            raise ValueError(f"date_range {side} must be an ISO 8601 timestamp.")
+        try:
+            cleaned[side] = parse_timestamp(value[side]).isoformat().replace("+00:00", "Z")
+        except ValueError:
+            raise ValueError(f"date_range {side} {value[side]!r} is not an ISO 8601 timestamp.") from None
+    if "start" in cleaned and "end" in cleaned and cleaned["start"] > cleaned["end"]:
+        raise ValueError("date_range start must be before its end.")
+    return cleaned or None
+
+
+def clean_job_fields(data: dict, current: Job | None = None) -> dict:
+    """Validate the writable fields present in `data`; raise ValidationError listing each bad one."""
+    errors: dict[str, str] = {}
+    cleaned: dict = {}
+    creating = current is None
+
+    def require(name: str) -> bool:
+        if name in data:
+            return True
+        if creating:
+            errors[name] = f"{name} is required."
+        return False
+
+    if require("name"):
+        name = data["name"]
+        if not isinstance(name, str) or not name.strip():
+            errors["name"] = "Give the job a name."
+        elif len(name.strip()) > 200:
+            errors["name"] = "The name can be at most 200 characters."
+        else:
+            cleaned["name"] = name.strip()
+    if require("prompt"):
+        prompt = data["prompt"]
+        if not isinstance(prompt, str) or not prompt.strip():
+            errors["prompt"] = "Write a prompt: what should this job look for?"
+        elif len(prompt) > 2000:
+            errors["prompt"] = f"The prompt can be at most 2000 characters (it has {len(prompt)})."
+        else:
+            cleaned["prompt"] = prompt.strip()
+    if require("sources"):
+        try:
+            cleaned["sources"] = normalise_sources(data["sources"])
+        except SourceError as exc:
+            errors["sources"] = str(exc)
+    if "limit" in data and data["limit"] is not None:
+        limit = data["limit"]
+        if isinstance(limit, str) and limit.strip().isdigit():
+            limit = int(limit.strip())
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            errors["limit"] = "limit must be a whole number from 1 to 1000."
+        else:
+            cleaned["limit"] = limit
+    elif creating:
+        cleaned["limit"] = DEFAULT_LIMIT
+    if "date_range" in data:
+        try:
+            cleaned["date_range"] = clean_date_range(data["date_range"])
+        except ValueError as exc:
+            errors["date_range"] = str(exc)
+    if "webhook_url" in data:
+        url = data["webhook_url"]
+        if url in (None, ""):
+            cleaned["webhook_url"] = None
+        elif (
+            not isinstance(url, str)
+            or urlsplit(url).scheme not in ("http", "https")
+            or not urlsplit(url).hostname
+            or len(url) > 2000
+        ):
+            errors["webhook_url"] = "webhook_url must be an http(s) URL."
+        else:
+            cleaned["webhook_url"] = url
+    if "schedule" in data or "timezone" in data or creating:
+        if require("schedule") or current is not None:
+            schedule_value = data.get("schedule", _current_schedule_value(current))
+            zone = data.get("timezone", current.timezone if current else "UTC")
+            try:
+                schedule = parse_schedule(schedule_value, zone)
+                cleaned["schedule"] = schedule
+            except ScheduleError as exc:
+                errors[exc.field] = exc.message
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def _current_schedule_value(job: Job | None):
+    if job is None:
+        return None
+    if job.schedule_type == "interval":
+        return {"type": "interval", "value": job.schedule_value}
+    return {"type": "cron", "expression": job.schedule_value}
+
+
+def _apply(job: Job, cleaned: dict) -> None:
+    for name in ("name", "prompt", "sources", "limit", "date_range", "webhook_url"):
+        if name in cleaned:
+            setattr(job, name, cleaned[name])
+    if "schedule" in cleaned:
+        schedule: Schedule = cleaned["schedule"]
+        job.schedule_type, job.schedule_value, job.timezone = (
+            schedule.type,
+            schedule.value,
+            schedule.timezone,
+        )
+
+
+def create_job(project: Project, data: dict) -> Job:
+    cleaned = clean_job_fields(data)
+    job = Job(project_id=project.id, state="active", enabled=True)
+    _apply(job, cleaned)
+    job.next_run_at = job.schedule.next_after(now())
+    db.session.add(job)
+    db.session.commit()
+    sync_schedule_entry(job)
+    return job
+
+
+def update_job(job: Job, data: dict) -> Job:
+    unknown = set(data) - set(WRITABLE) - {"state"}
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: f"{sorted(unknown)[0]} is not a writable field."})
+    cleaned = clean_job_fields({k: v for k, v in data.items() if k != "state"}, current=job)
+    state = data.get("state")
+    if state is not None and state not in ("paused", "active"):
+        raise ValidationError({"state": 'state can be set to "paused" or "active".'})
+    schedule_changed = "schedule" in cleaned and (
+        (cleaned["schedule"].type, cleaned["schedule"].value, cleaned["schedule"].timezone)
+        != (job.schedule_type, job.schedule_value, job.timezone)
+    )
+    _apply(job, cleaned)
+    if schedule_changed and job.enabled and job.state in ("active", "running"):
+        job.next_run_at = job.schedule.next_after(now())
+    db.session.commit()
+    if state == "paused":
+        return pause_job(job)
+    if state == "active" and job.state in ("paused", "failed"):
+        return resume_job(job)
+    sync_schedule_entry(job)
+    return job
+
+
+def pause_job(job: Job) -> Job:
+    job.enabled = False
+    # A running job keeps `running` until its run ends, then rests in `paused`.
+    if job.state != "running":
+        job.state = "paused"
+    job.next_run_at = None
+    db.session.commit()
+    sync_schedule_entry(job)
+    return job
+
+
+def resume_job(job: Job) -> Job:
+    if job.state == "running":
+        job.enabled = True
+        if job.next_run_at is None:
+            job.next_run_at = job.schedule.next_after(now())
+    elif job.state in ("paused", "failed"):
+        job.enabled = True
+        job.state = "active"
+        # From now: a paused job never bursts through the slots it missed.
+        job.next_run_at = job.schedule.next_after(now())
+    db.session.commit()
+    sync_schedule_entry(job)
+    return job
+
+
+def in_progress_run(job: Job) -> Run | None:
+    return db.session.scalar(
+        select(Run)
+        .where(Run.job_id == job.id, Run.status.in_(("queued", "running")))
+        .order_by(Run.id.desc())
+        .limit(1)
+    )
+
+
+def run_now(job: Job, trigger: str = "manual") -> Run:
+    if job.state == "running" or in_progress_run(job) is not None:
+        raise ConflictError("This job is already running; wait for the run to finish.")
+    run = Run(
+        project_id=job.project_id,
+        job_id=job.id,
+        trigger=trigger,
+        scheduled_for=now(),
+        status="queued",
+    )
+    db.session.add(run)
+    db.session.commit()
+    try:
+        enqueue_run(job.public_id, run.scheduled_for, current_app.config["RUN_TIMEOUT_SECONDS"])
+    except Exception as exc:
+        run.status = "failed"
+        run.finished_at = now()
+        run.error = f"Could not queue the run: the queue (Redis) is unreachable ({exc})."
+        db.session.commit()
+    return run
+
+
+def delete_job(job: Job) -> None:
+    from ..models import Record
+
+    # Bulk deletes keep a job with a million records from loading them into memory.
+    db.session.query(Record).filter(Record.job_id == job.id).delete(synchronize_session=False)
+    db.session.query(Run).filter(Run.job_id == job.id).delete(synchronize_session=False)
+    job_id = job.public_id
+    db.session.delete(job)
+    db.session.commit()
+    try:
+        from ..scheduling import remove_schedule_entries
+
+        remove_schedule_entries(get_redis(), job_id)
+    except Exception:  # reconcile drops entries of deleted jobs anyway
+        pass
+
+
+def get_job(project: Project, public_id: str) -> Job:
+    job = db.session.scalar(
+        select(Job).where(Job.public_id == public_id, Job.project_id == project.id)
+    )
+    if job is None:
+        raise NotFoundError("No job with this id in this project.")
+    return job
+
+
+def get_run(project: Project, public_id: str) -> Run:
+    run = db.session.scalar(
+        select(Run).where(Run.public_id == public_id, Run.project_id == project.id)
+    )
+    if run is None:
+        raise NotFoundError("No run with this id in this project.")
+    return run

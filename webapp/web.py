@@ -1,0 +1,105 @@
+"""App-wide pieces: error pages, health check, template filters and security headers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from .api.errors import error_response, http_error_as_json, is_api_request
+from .extensions import db
+from .schedules import humanize_delta
+from .timeutil import isoformat, now
+
+log = logging.getLogger(__name__)
+
+
+def register_web(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz():
+        """Liveness for the platform: the database answers."""
+        db.session.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return render_template(
+            "error.html", title="Form expired", message="The form expired or was sent from "
+            "another site. Go back, reload the page and try again."
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if is_api_request():
+            return http_error_as_json(exc)
+        return render_template(
+            "error.html", title=f"{exc.code} {exc.name}", message=exc.description
+        ), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        if is_api_request():
+            return error_response(500, "Something went wrong on the server.", "internal_error")
+        return render_template(
+            "error.html", title="Something went wrong",
+            message="The server could not finish this request. It has been logged."
+        ), 500
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+        )
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.vary.add("HX-Request")
+        return response
+
+    app.add_template_filter(_relative, "relative")
+    app.add_template_filter(isoformat, "iso")
+    app.add_template_filter(_absolute, "absolute")
+    app.add_template_filter(_duration, "duration")
+    app.add_template_filter(_safe_href, "safe_href")
+
+
+def _relative(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return humanize_delta(value - now())
+
+
+def _absolute(value: datetime | None, zone: str = "UTC") -> str:
+    if value is None:
+        return "—"
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _duration(ms: int | None) -> str:
+    if ms is None:
+        return "—"
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
+def _safe_href(url: str | None) -> str:
+    """Links from sources become hrefs only when they are http(s): no javascript: URLs."""
+    from urllib.parse import urlsplit
+
+    if url and urlsplit(url.strip()).scheme.lower() in ("http", "https"):
+        return url.strip()
+    return "#"
