@@ -26,8 +26,9 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     _configure_logging()
 
-    from .extensions import csrf, db, htmx, migrate
+    from .extensions import csrf, db, htmx, install_sqlite_tuning, migrate
 
+    install_sqlite_tuning()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)

