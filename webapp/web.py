@@ -69,6 +69,7 @@ def register_web(app: Flask) -> None:
     app.add_template_filter(_absolute, "absolute")
     app.add_template_filter(_duration, "duration")
     app.add_template_filter(_safe_href, "safe_href")
+    app.add_template_global(refresh_trigger)
 
 
 def _relative(value: datetime | None) -> str:
@@ -103,3 +104,17 @@ def _safe_href(url: str | None) -> str:
     if url and urlsplit(url.strip()).scheme.lower() in ("http", "https"):
         return url.strip()
     return "#"
+
+
+def refresh_trigger(job, last_run=None) -> str:
+    """The hx-trigger that keeps a job's row or panel current without polling idle jobs.
+
+    A running job polls every 2 s; an active one refreshes once, just after its next slot
+    falls due, and then polls while that run goes on. Paused and failed jobs never poll.
+    """
+    if job.state == "running" or (last_run is not None and last_run.is_in_progress):
+        return "every 2s"
+    if job.state == "active" and job.next_run_at is not None:
+        seconds = int((job.next_run_at - now()).total_seconds()) + 2
+        return f"load delay:{max(2, min(seconds, 3600))}s"
+    return ""

@@ -164,10 +164,11 @@ def job_status(job_id: str):
 
 
 def _after_action(job: Job, message: str | None):
-    if htmx and request.headers.get("HX-Target", "").startswith("job-"):
-        return render_template("jobs/_row.html", job=job)
-    if htmx and request.headers.get("HX-Target") == "job-status":
+    target = request.headers.get("HX-Target", "") if htmx else ""
+    if target == "job-status":
         return render_template("jobs/_status.html", job=job)
+    if target == f"job-{job.public_id}":
+        return render_template("jobs/_row.html", job=job)
     if message:
         flash(message)
     return redirect(request.referrer or url_for("jobs.job_page", job_id=job.public_id), 303)
@@ -206,7 +207,7 @@ def delete_job(job_id: str):
     job = _job_or_404(job_id)
     name = job.name
     service.delete_job(job)
-    if htmx and request.headers.get("HX-Target", "").startswith("job-"):
+    if htmx and request.headers.get("HX-Target") == f"job-{job_id}":
         return ""
     flash(f"Job “{name}” deleted.")
     return redirect(url_for("jobs.list_jobs"), 303)
