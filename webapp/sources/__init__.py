@@ -34,6 +34,8 @@ class FetchContext:
     until: datetime | None
     limit: int
     query: str
+    # Credentials by name (e.g. "youtube_api_key"), from the environment or Settings.
+    credentials: dict[str, str] = field(default_factory=dict)
 
 
 def normalise_sources(value) -> list[dict]:
