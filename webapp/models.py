@@ -142,6 +142,8 @@ class Run(db.Model):
     record_count: Mapped[int] = mapped_column(Integer, default=0)
     new_count: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # A one-off query's parameters (prompt, sources, date_range, limit); None for job runs.
+    params: Mapped[dict | None] = mapped_column(JSON)
 
     job: Mapped[Job | None] = relationship(back_populates="runs")
 

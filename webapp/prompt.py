@@ -16,8 +16,8 @@ FILLER = frozenset(
     a an and any are about all as at be by can did do does find for from get give had has
     have how i in into is it its last latest me mention mentioned mentions my new news of on
     or our people post posts say said says show some talk talked talking that the their them
-    there these this those to today track tracking us was we were what when where which who
-    why will with yesterday you your week month past hours hour days day
+    there these this those to today track tracking us via was we were what when where which
+    who why will with yesterday you your week month past hours hour days day
     """.split()
 )
 # Source names after "on"/"from"/"via" say where to look, not what to look for.
@@ -25,6 +25,10 @@ SOURCE_WORDS = frozenset(
     "reddit hackernews hn youtube x twitter mastodon bluesky github news rss web".split()
 )
 _SOURCE_LEADS = frozenset(("on", "from", "via", "in"))
+# "last 24 hours", "past 2 weeks", "last 7d" name a time window, not words to look for.
+_WINDOW_LEADS = frozenset(("last", "past"))
+_WINDOW_AMOUNT = re.compile(r"^\d{1,4}(h|d|w)?$")
+_WINDOW_UNITS = frozenset("h hr hrs hour hours d day days w wk wks week weeks month months".split())
 _TOKEN = re.compile(r'-?"[^"]*"?|\S+')
 _EDGE_PUNCT = re.compile(r"^[^\w#@$+]+|[^\w#@$+]+$", re.UNICODE)
 
@@ -66,7 +70,8 @@ class QueryPlan:
         return text
 
     def matches(self, *texts: str | None) -> bool:
-        haystack = normalise(" ".join(t for t in texts if t))
+        # Whitespace collapsed as in the plan's phrases, so "Acme\n  Corp" matches "acme corp".
+        haystack = " ".join(normalise(" ".join(t for t in texts if t)).split())
         if any(_contains(haystack, word) for word in self.exclusions):
             return False
         if self.is_empty:
@@ -83,11 +88,30 @@ def _contains(haystack: str, needle: str) -> bool:
     return re.search(pattern, haystack) is not None
 
 
+def _time_window(tokens: list[str]) -> set[int]:
+    """Positions of the amount and unit after "last"/"past", which no record has to contain."""
+    words = [_EDGE_PUNCT.sub("", normalise(token)) for token in tokens]
+    skip: set[int] = set()
+    for index, word in enumerate(words[:-1]):
+        amount = _WINDOW_AMOUNT.match(words[index + 1])
+        if word not in _WINDOW_LEADS or not amount:
+            continue
+        if amount.group(1):
+            skip.add(index + 1)
+        elif index + 2 < len(words) and words[index + 2] in _WINDOW_UNITS:
+            skip.update((index + 1, index + 2))
+    return skip
+
+
 def parse_prompt(prompt: str) -> QueryPlan:
     plan = QueryPlan(groups=[[]])
     previous = ""
-    for token in _TOKEN.findall(prompt or ""):
+    tokens = _TOKEN.findall(prompt or "")
+    window = _time_window(tokens)
+    for index, token in enumerate(tokens):
         lead, previous = previous, normalise(token)
+        if index in window:
+            continue
         negative = token.startswith("-") and len(token) > 1
         body = token[1:] if negative else token
         if body.startswith('"'):

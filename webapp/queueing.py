@@ -75,3 +75,17 @@ def sync_schedule_entry(job) -> None:
         set_schedule_entry(get_redis(), job)
     except Exception as exc:  # Redis down must not stop a person saving a job
         log.warning("could not update the schedule entry of %s: %s", job.public_id, exc)
+
+
+QUERY_TASK = "webapp.runs.executor.run_query"
+
+
+def enqueue_query(run_public_id: str, timeout: int, connection: Redis | None = None) -> None:
+    runs_queue(connection).enqueue(
+        QUERY_TASK,
+        run_public_id,
+        job_id=f"query-{run_public_id}",
+        job_timeout=timeout,
+        result_ttl=3600,
+        failure_ttl=86400,
+    )

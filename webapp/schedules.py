@@ -212,7 +212,7 @@ def parse_schedule(value, timezone: str | None = "UTC") -> Schedule:
 
 
 def _interval(name) -> Schedule:
-    if name not in INTERVALS:
+    if not isinstance(name, str) or name not in INTERVALS:  # a list or dict is unhashable
         raise ScheduleError(
             f"Unknown interval {name!r}: use every_hour, every_6_hours, every_12_hours or daily."
         )

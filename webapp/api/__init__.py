@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
-from . import errors, jobs, schedules  # noqa: E402,F401  (routes register on import)
+from . import errors, jobs, queries, schedules  # noqa: E402,F401  (routes register on import)

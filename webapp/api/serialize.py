@@ -76,16 +76,21 @@ def decode_cursor(text: str | None) -> int | None:
         return None
     try:
         padded = text + "=" * (-len(text) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+        value = int(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, UnicodeDecodeError):
+        value = 0
+    # Cursors are row ids; a forged one past 64 bits would overflow the database driver.
+    if not 0 < value < 2**63:
         raise ApiError(400, "The cursor is not valid; use next_cursor from a previous page.",
-                       field="cursor") from None
+                       field="cursor")
+    return value
 
 
 def page_limit(default: int = 50, maximum: int = 200) -> int:
     raw = request.args.get("limit")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # ASCII digits only: int() refuses "²" and digit strings past 4300 characters.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= maximum:
         raise ApiError(422, f"limit must be a whole number from 1 to {maximum}.", field="limit")
     return int(raw)

@@ -42,7 +42,7 @@ def job_data_from_form(form) -> dict:
         "name": form.get("name", ""),
         "prompt": form.get("prompt", ""),
         "sources": sources,
-        "limit": int(limit) if limit.isdigit() else (limit or None),
+        "limit": limit or None,  # the service parses digits and explains anything else
         "date_range": {"last": last} if last else None,
         "schedule": schedule_from_form(form),
         "timezone": form.get("timezone", "UTC").strip() or "UTC",

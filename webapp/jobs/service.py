@@ -15,7 +15,7 @@ from ..models import Job, Project, Run
 from ..queueing import enqueue_run, get_redis, sync_schedule_entry
 from ..schedules import Schedule, ScheduleError, parse_schedule
 from ..sources import SourceError, normalise_sources
-from ..timeutil import now, parse_timestamp
+from ..timeutil import isoformat, now, parse_timestamp
 
 WRITABLE = ("name", "prompt", "sources", "schedule", "timezone", "date_range", "limit", "webhook_url")
 _RELATIVE = re.compile(r"^(\d{1,4})([hdw])$")
@@ -59,19 +59,70 @@ def clean_date_range(value) -> dict | None:
     unknown = set(value) - {"start", "end"}
     if unknown:
         raise ValueError(f"date_range has unknown keys: {', '.join(sorted(unknown))}.")
-    cleaned = {}
+    moments = {}
     for side in ("start", "end"):
         if value.get(side) in (None, ""):
             continue
         if not isinstance(value[side], str):
             raise ValueError(f"date_range {side} must be an ISO 8601 timestamp.")
         try:
-            cleaned[side] = parse_timestamp(value[side]).isoformat().replace("+00:00", "Z")
-        except ValueError:
+            moments[side] = parse_timestamp(value[side])
+        except (ValueError, OverflowError):  # overflow: year 1 or 9999 moved across UTC
             raise ValueError(f"date_range {side} {value[side]!r} is not an ISO 8601 timestamp.") from None
-    if "start" in cleaned and "end" in cleaned and cleaned["start"] > cleaned["end"]:
+    # Compared as instants: as text, "…00Z" sorts after "…00.500000Z".
+    if "start" in moments and "end" in moments and moments["start"] > moments["end"]:
         raise ValueError("date_range start must be before its end.")
-    return cleaned or None
+    return {side: isoformat(moment) for side, moment in moments.items()} or None
+
+
+def _clean_query_part(data: dict, creating: bool, errors: dict[str, str], cleaned: dict) -> None:
+    """prompt, sources, limit and date_range: the fields a job shares with a one-off query."""
+
+    def require(name: str) -> bool:
+        if name in data:
+            return True
+        if creating:
+            errors[name] = f"{name} is required."
+        return False
+
+    if require("prompt"):
+        prompt = data["prompt"]
+        if not isinstance(prompt, str) or not prompt.strip():
+            errors["prompt"] = "Write a prompt: what should be looked for?"
+        elif len(prompt) > 2000:
+            errors["prompt"] = f"The prompt can be at most 2000 characters (it has {len(prompt)})."
+        else:
+            cleaned["prompt"] = prompt.strip()
+    if require("sources"):
+        try:
+            cleaned["sources"] = normalise_sources(data["sources"])
+        except SourceError as exc:
+            errors["sources"] = str(exc)
+    if "limit" in data and data["limit"] is not None:
+        limit = data["limit"]
+        if isinstance(limit, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", limit):
+            limit = int(limit)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            errors["limit"] = "limit must be a whole number from 1 to 1000."
+        else:
+            cleaned["limit"] = limit
+    elif creating:
+        cleaned["limit"] = DEFAULT_LIMIT
+    if "date_range" in data:
+        try:
+            cleaned["date_range"] = clean_date_range(data["date_range"])
+        except ValueError as exc:
+            errors["date_range"] = str(exc)
+
+
+def clean_query_fields(data: dict) -> dict:
+    """Validate a one-off query's fields; raise ValidationError listing each bad one."""
+    errors: dict[str, str] = {}
+    cleaned: dict = {}
+    _clean_query_part(data, True, errors, cleaned)
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
 
 
 def clean_job_fields(data: dict, current: Job | None = None) -> dict:
@@ -95,44 +146,12 @@ def clean_job_fields(data: dict, current: Job | None = None) -> dict:
             errors["name"] = "The name can be at most 200 characters."
         else:
             cleaned["name"] = name.strip()
-    if require("prompt"):
-        prompt = data["prompt"]
-        if not isinstance(prompt, str) or not prompt.strip():
-            errors["prompt"] = "Write a prompt: what should this job look for?"
-        elif len(prompt) > 2000:
-            errors["prompt"] = f"The prompt can be at most 2000 characters (it has {len(prompt)})."
-        else:
-            cleaned["prompt"] = prompt.strip()
-    if require("sources"):
-        try:
-            cleaned["sources"] = normalise_sources(data["sources"])
-        except SourceError as exc:
-            errors["sources"] = str(exc)
-    if "limit" in data and data["limit"] is not None:
-        limit = data["limit"]
-        if isinstance(limit, str) and limit.strip().isdigit():
-            limit = int(limit.strip())
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            errors["limit"] = "limit must be a whole number from 1 to 1000."
-        else:
-            cleaned["limit"] = limit
-    elif creating:
-        cleaned["limit"] = DEFAULT_LIMIT
-    if "date_range" in data:
-        try:
-            cleaned["date_range"] = clean_date_range(data["date_range"])
-        except ValueError as exc:
-            errors["date_range"] = str(exc)
+    _clean_query_part(data, creating, errors, cleaned)
     if "webhook_url" in data:
         url = data["webhook_url"]
         if url in (None, ""):
             cleaned["webhook_url"] = None
-        elif (
-            not isinstance(url, str)
-            or urlsplit(url).scheme not in ("http", "https")
-            or not urlsplit(url).hostname
-            or len(url) > 2000
-        ):
+        elif not isinstance(url, str) or len(url) > 2000 or not _is_http_url(url):
             errors["webhook_url"] = "webhook_url must be an http(s) URL."
         else:
             cleaned["webhook_url"] = url
@@ -148,6 +167,14 @@ def clean_job_fields(data: dict, current: Job | None = None) -> dict:
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _current_schedule_value(job: Job | None):
@@ -200,7 +227,8 @@ def update_job(job: Job, data: dict) -> Job:
     db.session.commit()
     if state == "paused":
         return pause_job(job)
-    if state == "active" and job.state in ("paused", "failed"):
+    if state == "active":
+        # As POST /resume: also re-enables a job paused while its run is going.
         return resume_job(job)
     sync_schedule_entry(job)
     return job

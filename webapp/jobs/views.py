@@ -38,6 +38,11 @@ def _job_or_404(job_id: str) -> Job:
         abort(404)
 
 
+def _page_number() -> int:
+    # Bounded: an offset past 64 bits would overflow the database driver.
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), 1_000_000)
+
+
 @bp.get("/")
 def index():
     """The dashboard opens on Jobs."""
@@ -134,7 +139,7 @@ def prompt_plan():
 def job_page(job_id: str):
     """A job's page: its state, actions and run history."""
     job = _job_or_404(job_id)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = _page_number()
     runs = db.session.scalars(
         select(Run)
         .where(Run.job_id == job.id)
@@ -220,7 +225,7 @@ def run_page(run_id: str):
         run = service.get_run(_project(), run_id)
     except NotFoundError:
         abort(404)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = _page_number()
     records = db.session.scalars(
         select(Record)
         .where(Record.run_id == run.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
@@ -25,6 +26,25 @@ _app: Flask | None = None
 
 class RunFailed(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """What a run looks for: a job's saved query, or a one-off query's parameters."""
+
+    prompt: str
+    sources: list
+    date_range: dict | None
+    limit: int
+
+    @classmethod
+    def of_job(cls, job: Job) -> QuerySpec:
+        return cls(job.prompt, job.sources, job.date_range, job.limit)
+
+    @classmethod
+    def of_query(cls, run: Run) -> QuerySpec:
+        params = run.params or {}
+        return cls(params["prompt"], params["sources"], params.get("date_range"), params["limit"])
 
 
 def _get_app() -> Flask:
@@ -50,6 +70,34 @@ def run_job(job_id: str, scheduled_for: str) -> str:
             return execute_run(job_id, parse_timestamp(scheduled_for))
         finally:
             db.session.remove()
+
+
+def run_query(run_id: str) -> str:
+    """The RQ task for a one-off query: the same fetching as a job's run, with no job."""
+    app = _get_app()
+    with app.app_context():
+        db.engine.dispose(close=False)
+        try:
+            return execute_query(run_id)
+        finally:
+            db.session.remove()
+
+
+def execute_query(run_public_id: str) -> str:
+    run = db.session.scalar(select(Run).where(Run.public_id == run_public_id))
+    if run is None or run.job_id is not None:
+        return "no such query"
+    started = now()
+    claimed = db.session.execute(
+        update(Run)
+        .where(Run.id == run.id, Run.status == "queued")
+        .values(status="running", started_at=started, heartbeat_at=started)
+    ).rowcount
+    db.session.commit()
+    if not claimed:
+        return f"query {run.public_id} already {run.status}"
+    db.session.refresh(run)
+    return _fetch_and_finish(run, QuerySpec.of_query(run), None)
 
 
 def execute_run(job_public_id: str, scheduled_for: datetime) -> str:
@@ -84,14 +132,21 @@ def execute_run(job_public_id: str, scheduled_for: datetime) -> str:
     db.session.refresh(job)
     log.info("run started run=%s job=%s", run.public_id, job.public_id)
 
+    return _fetch_and_finish(run, QuerySpec.of_job(job), job)
+
+
+def _fetch_and_finish(run: Run, spec: QuerySpec, job: Job | None) -> str:
     heartbeat = Heartbeat(db.engine, run.id, current_app.config["HEARTBEAT_SECONDS"])
     heartbeat.start()
     try:
-        records, partial_errors = collect_records(job, run)
+        records, partial_errors = collect_records(spec, run, job)
     except JobTimeoutException:
         heartbeat.stop()
-        fail_run(run.id, f"The run exceeded its timeout of "
-                 f"{current_app.config['RUN_TIMEOUT_SECONDS']} s and was stopped.")
+        fail_run(
+            run.id,
+            f"The run exceeded its timeout of {current_app.config['RUN_TIMEOUT_SECONDS']} s "
+            f"and was stopped.",
+        )
         return "timeout"
     except RunFailed as exc:
         heartbeat.stop()
@@ -135,17 +190,21 @@ class Heartbeat:
                 log.warning("heartbeat failed run_id=%s: %s", self.run_id, exc)
 
 
-def date_window(job: Job, run: Run) -> tuple[datetime | None, datetime | None]:
+def date_window(
+    spec: QuerySpec, run: Run, job: Job | None
+) -> tuple[datetime | None, datetime | None]:
     from ..jobs.service import relative_delta
 
     started = run.started_at or now()
-    date_range = job.date_range or {}
+    date_range = spec.date_range or {}
     if "last" in date_range:
         return started - relative_delta(date_range["last"]), None
     if date_range:
         start = parse_timestamp(date_range["start"]) if date_range.get("start") else None
         end = parse_timestamp(date_range["end"]) if date_range.get("end") else None
         return start, end
+    if job is None:
+        return None, None  # a one-off query without a range: the newest the sources have
     previous = db.session.scalar(
         select(Run.started_at)
         .where(Run.job_id == job.id, Run.status == "completed", Run.id != run.id)
@@ -155,10 +214,12 @@ def date_window(job: Job, run: Run) -> tuple[datetime | None, datetime | None]:
     return (previous or started - FIRST_RUN_WINDOW), None
 
 
-def collect_records(job: Job, run: Run) -> tuple[list[dict], list[str]]:
+def collect_records(
+    spec: QuerySpec, run: Run, job: Job | None = None
+) -> tuple[list[dict], list[str]]:
     config = current_app.config
-    since, until = date_window(job, run)
-    plan = parse_prompt(job.prompt)
+    since, until = date_window(spec, run, job)
+    plan = parse_prompt(spec.prompt)
     context = FetchContext(
         policy=FetchPolicy(
             timeout=config["FETCH_TIMEOUT_SECONDS"],
@@ -168,17 +229,17 @@ def collect_records(job: Job, run: Run) -> tuple[list[dict], list[str]]:
         allow_local_files=config["ALLOW_LOCAL_FILES"],
         since=since,
         until=until,
-        limit=job.limit,
+        limit=spec.limit,
         query=plan.query_string(),
     )
     errors: list[str] = []
     found = []
-    for source in job.sources:
+    for source in spec.sources:
         try:
             found.extend(fetch_source(source, context))
         except (SourceError, FetchError) as exc:
             errors.append(f"{source_label(source)}: {exc}")
-    if errors and len(errors) == len(job.sources):
+    if errors and len(errors) == len(spec.sources):
         raise RunFailed("Every source failed. " + " ".join(errors))
 
     selected: dict[str, dict] = {}
@@ -210,7 +271,7 @@ def collect_records(job: Job, run: Run) -> tuple[list[dict], list[str]]:
         key=lambda r: (r["published_at"] is not None, r["published_at"] or since or now()),
         reverse=True,
     )
-    return ordered[: job.limit], errors
+    return ordered[: spec.limit], errors
 
 
 def _jsonable(value):
@@ -222,11 +283,13 @@ def _jsonable(value):
 def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) -> None:
     """Store the records together with the run's completion, in one transaction."""
     run = db.session.get(Run, run_id)
-    job = db.session.scalar(select(Job).where(Job.id == run.job_id).with_for_update())
-    if job is None:
-        db.session.rollback()
-        return
-    fingerprints = [r["fingerprint"] for r in records]
+    job = None
+    if run.job_id is not None:
+        job = db.session.scalar(select(Job).where(Job.id == run.job_id).with_for_update())
+        if job is None:  # deleted while running: its runs and records are gone too
+            db.session.rollback()
+            return
+    fingerprints = [r["fingerprint"] for r in records] if job is not None else []
     seen: set[str] = set()
     for start in range(0, len(fingerprints), 500):
         seen.update(
@@ -245,8 +308,8 @@ def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) ->
         db.session.add(
             Record(
                 run_id=run.id,
-                job_id=job.id,
-                project_id=job.project_id,
+                job_id=run.job_id,
+                project_id=run.project_id,
                 position=position,
                 is_new=is_new,
                 **data,
@@ -258,9 +321,10 @@ def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) ->
     run.record_count = len(records)
     run.new_count = new_count
     run.error = ("Some sources failed: " + " ".join(partial_errors)) if partial_errors else None
-    job.last_sync_at = finished
-    job.last_error = run.error
-    _return_job_to_rest(job, failed=False)
+    if job is not None:
+        job.last_sync_at = finished
+        job.last_error = run.error
+        _return_job_to_rest(job, failed=False)
     db.session.commit()
     log.info("run completed run=%s records=%d new=%d", run.public_id, len(records), new_count)
 

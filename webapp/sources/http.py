@@ -2,7 +2,9 @@
 
 Timeouts, a size cap, redirects followed by hand (each hop checked again) and no requests
 to private, loopback, link-local or metadata addresses unless the operator allows them.
-The address check runs on the resolved addresses before any socket is opened.
+The address check runs on the resolved addresses before any socket is opened, and the
+connection goes to the address that was checked: the host is never resolved a second time,
+so a DNS answer that changes in between (DNS rebinding) cannot reach an internal address.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class FetchPolicy:
     timeout: float = 20.0
     max_bytes: int = 10 * 1024 * 1024
     allow_private: bool = False
+    # Networks reachable even when private ones are refused ("10.1.0.0/16", "127.0.0.0/8"):
+    # one internal mirror, or loopback in a test that must see every other private hop refused.
+    allowed_networks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -43,14 +48,25 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def _is_public(address: str) -> bool:
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
+    return ip
+
+
+def _is_public(address: str) -> bool:
+    ip = _ip(address)
     return ip.is_global and not ip.is_multicast
 
 
-def check_url(url: str, policy: FetchPolicy) -> None:
+def _is_allowed(address: str, policy: FetchPolicy) -> bool:
+    ip = _ip(address)
+    return any(ip in ipaddress.ip_network(network) for network in policy.allowed_networks)
+
+
+def check_url(url: str, policy: FetchPolicy) -> str:
+    """Refuse a URL the policy does not allow; return the checked address to connect to."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise FetchError(f"Only http and https URLs can be fetched, not {parts.scheme or 'none'}.")
@@ -64,14 +80,28 @@ def check_url(url: str, policy: FetchPolicy) -> None:
         raise FetchError(f"Could not resolve {host}: {exc}.") from None
     if not addresses:
         raise FetchError(f"Could not resolve {host}.")
-    if policy.allow_private:
-        return
     for address in addresses:
-        if not _is_public(address):
+        if not (policy.allow_private or _is_public(address) or _is_allowed(address, policy)):
             raise FetchError(
                 f"Refused to fetch {host}: it resolves to the private or local address "
                 f"{address} (set BYTESTACK_ALLOW_PRIVATE_NETWORKS=1 to allow)."
             )
+    return addresses[0]
+
+
+def _pinned(url: str, address: str) -> tuple[httpx.URL, dict, dict]:
+    """The request URL with the checked address as its host, plus the Host header and the TLS
+    server name of the original host, so certificates are still checked against that name."""
+    try:
+        original = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise FetchError(f"The URL {url!r} is not valid: {exc}.") from None
+    host = original.raw_host.decode("ascii")
+    return (
+        original.copy_with(host=address.split("%", 1)[0]),
+        {"Host": original.netloc.decode("ascii")},
+        {"sni_hostname": host},
+    )
 
 
 def fetch(url: str, policy: FetchPolicy, headers: dict | None = None) -> Response:
@@ -79,12 +109,21 @@ def fetch(url: str, policy: FetchPolicy, headers: dict | None = None) -> Respons
     request_headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     request_headers.update(headers or {})
     timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 10.0))
+    # No kept-alive connections: a connection is pinned to one host's address and TLS name.
+    limits = httpx.Limits(max_keepalive_connections=0)
     current = url
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(
+        timeout=timeout, limits=limits, follow_redirects=False, trust_env=False
+    ) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            check_url(current, policy)
+            target, host_header, extensions = _pinned(current, check_url(current, policy))
             try:
-                with client.stream("GET", current, headers=request_headers) as response:
+                with client.stream(
+                    "GET",
+                    target,
+                    headers={**request_headers, **host_header},
+                    extensions=extensions,
+                ) as response:
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+from xml.parsers import expat
 
 import feedparser
 
@@ -17,6 +18,62 @@ from .http import FetchError, fetch
 
 _TAGS = re.compile(r"<[^>]+>")
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_SLASHED_DATE = re.compile(r"^\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$")
+
+
+def _slashed_date(text: str):
+    """"2020/1/10 14:33:00", as forum software writes it; feedparser reads it as 2020-11-01."""
+    match = _SLASHED_DATE.match(text)
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(part or 0) for part in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).utctimetuple()
+    except ValueError:
+        return None
+
+
+feedparser.registerDateHandler(_slashed_date)
+
+
+class _EntityDeclared(Exception):
+    pass
+
+
+class _PrologEnd(Exception):
+    pass
+
+
+def _raise(exception: type[Exception]):
+    def handler(*_args) -> None:
+        raise exception
+
+    return handler
+
+
+def _declares_entities(content: bytes) -> bool:
+    """Whether the document type declares entities, which is how XML bombs and external-entity
+    reads start and which no feed needs.
+
+    Expat reads the prolog in the document's own encoding (UTF-16, a long comment first …) and
+    stops at the root element, so a large feed costs nothing and CDATA in its items is no match.
+    """
+    parser = expat.ParserCreate()
+    parser.EntityDeclHandler = _raise(_EntityDeclared)
+    parser.StartElementHandler = _raise(_PrologEnd)
+    try:
+        parser.Parse(content, True)
+    except _EntityDeclared:
+        return True
+    except (_PrologEnd, expat.ExpatError):
+        # Not well-formed before the root: feedparser falls back to its loose parser,
+        # which expands no declared entities.
+        return False
+    except ValueError:
+        # Expat reads no multi-byte encoding but UTF-8/16 (gb2312, Shift_JIS …); those keep
+        # ASCII bytes as they are, so a declaration shows as bytes.
+        return _ENTITY_DECLARATION.search(content) is not None
+    return False
 
 
 def _plain(text: str | None) -> str | None:
@@ -55,10 +112,13 @@ class RSSSource:
         if not isinstance(url, str) or not url.strip():
             raise SourceError(f"Source {index} (rss) needs a feed URL.")
         url = url.strip()
-        scheme = urlsplit(url).scheme
-        if scheme not in ("http", "https", "file", ""):
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise SourceError(f"Source {index} (rss): {url!r} is not a valid URL.") from None
+        if parts.scheme not in ("http", "https", "file", ""):
             raise SourceError(f"Source {index} (rss): {url!r} is not an http(s) URL or a file.")
-        if scheme in ("http", "https") and not urlsplit(url).hostname:
+        if parts.scheme in ("http", "https") and not parts.hostname:
             raise SourceError(f"Source {index} (rss): {url!r} has no host name.")
         return {"type": "rss", "url": url}
 
@@ -96,15 +156,17 @@ _ACCEPT = (
 
 def parse_feed(content: bytes) -> list[SourceRecord]:
     stripped = content.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped:
+        raise SourceError("The feed is empty: the server sent no content.")
     if stripped.startswith(b"{"):
         return _parse_json_feed(stripped)
-    # Entity declarations are how XML bombs and external-entity reads start; no feed needs them.
-    if _ENTITY_DECLARATION.search(content[:65536]):
+    if _declares_entities(content):
         raise SourceError("The feed declares XML entities, which are refused for safety.")
     parsed = feedparser.parse(content, sanitize_html=False, resolve_relative_uris=False)
-    if not parsed.entries and parsed.bozo and not parsed.feed:
-        reason = getattr(parsed, "bozo_exception", None)
-        raise SourceError(f"Not a readable RSS, Atom or JSON feed ({reason or 'unknown format'}).")
+    # No entries and no feed format recognised: most often a web page instead of its feed.
+    if not parsed.entries and (not parsed.get("version") or (parsed.bozo and not parsed.feed)):
+        reason = getattr(parsed, "bozo_exception", None) or "no RSS, Atom or JSON Feed document"
+        raise SourceError(f"Not a readable RSS, Atom or JSON feed ({reason}).")
     records = []
     for entry in parsed.entries:
         link = entry.get("link")

@@ -1,0 +1,396 @@
+"""The one HTTP client (webapp.sources.http): the private-address guard, redirects, the size cap
+and timeouts.
+
+No test sends traffic anywhere but loopback: name resolution is stubbed where a test needs a
+non-loopback answer, and every socket connect to a non-loopback address is recorded and
+refused by the `connections` fixture before a packet leaves, so even a broken guard cannot
+reach the network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from feeds import rss_document
+from webapp.sources import http
+from webapp.sources.http import FetchError, FetchPolicy, check_url, fetch
+
+LOOPBACK = {"127.0.0.1", "::1"}
+FEED = rss_document([{"title": "Acme", "link": "https://news.example.com/1"}])
+
+
+class Connections:
+    """Every outgoing connect and name lookup made during a test."""
+
+    def __init__(self):
+        self.refused: list[tuple] = []
+        self.loopback: list[tuple] = []
+        self.lookups: list[str] = []
+
+
+@pytest.fixture
+def connections(monkeypatch) -> Connections:
+    """Let connects to loopback through; record and refuse every other one, and every lookup
+    of a name that is not an IP literal (a lookup would send a DNS query)."""
+    seen = Connections()
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_create_connection = socket.create_connection
+    real_getaddrinfo = socket.getaddrinfo
+
+    def is_loopback(address) -> bool:
+        return isinstance(address, tuple) and address[0] in LOOPBACK
+
+    def connect(sock, address):
+        if not is_loopback(address):
+            seen.refused.append(address)
+            raise ConnectionRefusedError(f"test refused a connect to {address}")
+        seen.loopback.append(address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        if not is_loopback(address):
+            seen.refused.append(address)
+            raise ConnectionRefusedError(f"test refused a connect to {address}")
+        return real_connect_ex(sock, address)
+
+    def create_connection(address, *args, **kwargs):
+        if not is_loopback(address):
+            seen.refused.append(address)
+            raise ConnectionRefusedError(f"test refused a connection to {address}")
+        seen.loopback.append(address)
+        return real_create_connection(address, *args, **kwargs)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, bytes):
+            host = host.decode()
+        if not is_ip_literal(host):
+            seen.lookups.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, f"test refused a lookup of {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return seen
+
+
+def is_ip_literal(host: str) -> bool:
+    """An IP literal is parsed locally; only a name would make getaddrinfo ask DNS."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_to(monkeypatch, table: dict[str, list[str]]) -> list[str]:
+    """Replace the client's resolver with a fixed table; return the list of names asked."""
+    asked: list[str] = []
+
+    def fake_resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return table[host]
+
+    monkeypatch.setattr(http, "resolve", fake_resolve)
+    return asked
+
+
+class LocalServer:
+    """A loopback server for what FeedServer does not do: record request headers, stream a
+    body without Content-Length, redirect without a Location."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                server.requests.append({"path": self.path, "headers": dict(self.headers)})
+                if self.path.startswith("/stream/"):
+                    size = int(self.path.rsplit("/", 1)[1])
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/rss+xml")
+                    self.end_headers()  # HTTP/1.0, no length: the body ends when we close
+                    try:
+                        for _ in range(size // 4096):
+                            self.wfile.write(b"x" * 4096)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return
+                if self.path == "/no-location":
+                    self.send_response(302)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(FEED)))
+                self.end_headers()
+                self.wfile.write(FEED)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def local_server():
+    server = LocalServer()
+    yield server
+    server.stop()
+
+
+# --- the private-address guard ---------------------------------------------------------------
+
+PRIVATE = [
+    "10.0.0.1",
+    "172.16.5.4",
+    "192.168.1.1",
+    "169.254.169.254",  # cloud metadata
+    "127.0.0.1",
+    "127.8.9.10",
+    "0.0.0.0",
+    "100.64.0.1",  # carrier-grade NAT
+    "198.18.0.1",  # benchmarking
+    "224.0.0.1",  # multicast
+    "::1",
+    "::",
+    "fc00::1",
+    "fd12:3456::1",
+    "fe80::1%eth0",
+    "::ffff:10.0.0.1",  # IPv4-mapped IPv6
+    "::ffff:127.0.0.1",
+    "::ffff:169.254.169.254",
+]
+
+
+@pytest.mark.parametrize("address", PRIVATE)
+def test_a_host_resolving_to_a_private_address_is_refused_before_any_connect(
+    monkeypatch, connections, address
+):
+    asked = resolve_to(monkeypatch, {"feeds.internal.test": [address]})
+    with pytest.raises(FetchError) as caught:
+        fetch("http://feeds.internal.test/feed.xml", FetchPolicy())
+    message = str(caught.value)
+    assert message.startswith("Refused to fetch feeds.internal.test")
+    assert address in message
+    assert "BYTESTACK_ALLOW_PRIVATE_NETWORKS" in message
+    assert asked == ["feeds.internal.test"]
+    assert (connections.refused, connections.loopback, connections.lookups) == ([], [], [])
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "169.254.169.254", "192.168.1.1", "127.0.0.1"])
+def test_a_private_ip_literal_in_the_url_is_refused_before_any_connect(monkeypatch, connections, address):
+    resolve_to(monkeypatch, {address: [address]})
+    with pytest.raises(FetchError, match="Refused to fetch"):
+        fetch(f"http://{address}/latest/meta-data/", FetchPolicy())
+    assert connections.refused == [] and connections.loopback == []
+
+
+def test_one_private_address_among_public_ones_is_enough_to_refuse(monkeypatch, connections):
+    resolve_to(monkeypatch, {"mixed.test": ["93.184.216.34", "10.0.0.1"]})
+    with pytest.raises(FetchError, match="10.0.0.1"):
+        fetch("http://mixed.test/", FetchPolicy())
+    assert connections.refused == []
+
+
+def test_a_public_address_passes_the_check_and_is_the_one_to_connect_to(monkeypatch, connections):
+    resolve_to(monkeypatch, {"news.example.com": ["93.184.216.34"]})
+    assert check_url("https://news.example.com/feed", FetchPolicy()) == "93.184.216.34"
+    assert connections.refused == []  # checking opens no socket
+
+
+def test_the_real_loopback_server_is_refused_by_default(connections, feed_server):
+    url = feed_server.serve("/feed.xml", FEED)
+    with pytest.raises(FetchError, match="127.0.0.1"):
+        fetch(url, FetchPolicy())
+    assert feed_server.hits == {}
+    assert connections.loopback == []
+
+
+def test_with_allow_private_a_real_loopback_fetch_works(connections, feed_server):
+    url = feed_server.serve("/feed.xml", FEED)
+    response = fetch(url, FetchPolicy(allow_private=True))
+    assert (response.status_code, response.url, response.content) == (200, url, FEED)
+    assert response.headers["content-type"] == "application/rss+xml"
+    assert feed_server.hits == {"/feed.xml": 1}
+    assert connections.refused == []
+
+
+def test_an_allowed_network_is_reachable_while_other_private_ones_stay_refused(
+    connections, feed_server
+):
+    url = feed_server.serve("/feed.xml", FEED)
+    assert fetch(url, FetchPolicy(allowed_networks=("127.0.0.0/8",))).content == FEED
+    with pytest.raises(FetchError, match="Refused"):
+        fetch(url, FetchPolicy(allowed_networks=("127.0.0.2/32", "10.0.0.0/8")))
+    assert feed_server.hits == {"/feed.xml": 1}
+
+
+def test_the_connection_goes_to_the_checked_address_without_a_second_lookup(
+    monkeypatch, connections, local_server
+):
+    # The checked answer is loopback; any later lookup of the name (which a rebinding DNS
+    # server could answer with an internal address) is refused by the fixture.
+    resolve_to(monkeypatch, {"feeds.test": ["127.0.0.1"]})
+    url = f"http://feeds.test:{local_server.port}/feed.xml"
+    response = fetch(url, FetchPolicy(allow_private=True))
+    assert response.content == FEED
+    assert response.url == url
+    assert connections.lookups == []
+    assert connections.loopback and all(a[0] == "127.0.0.1" for a in connections.loopback)
+    # The server still sees the name the URL asked for.
+    assert local_server.requests[0]["headers"]["Host"] == f"feeds.test:{local_server.port}"
+
+
+# --- redirects -------------------------------------------------------------------------------
+
+
+def test_a_redirect_to_a_host_resolving_to_a_private_address_is_refused_on_that_hop(
+    monkeypatch, connections, feed_server
+):
+    resolve_to(monkeypatch, {"127.0.0.1": ["127.0.0.1"], "internal.example": ["10.0.0.1"]})
+    feed_server.serve("/internal", FEED)
+    start = feed_server.serve("/hop", b"", redirect="http://internal.example/latest/meta-data")
+    # Loopback is allowed for the first hop only; 10.0.0.0/8 is not.
+    with pytest.raises(FetchError) as caught:
+        fetch(start, FetchPolicy(allowed_networks=("127.0.0.0/8",)))
+    assert "internal.example" in str(caught.value) and "10.0.0.1" in str(caught.value)
+    assert feed_server.hits == {"/hop": 1}  # the first hop was really fetched
+    assert connections.refused == []  # and no connect was tried for the second
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://169.254.169.254/latest/meta-data/", "http://[::1]:9/", "http://10.1.2.3:8080/x"],
+)
+def test_a_redirect_to_a_private_ip_literal_is_refused(connections, feed_server, location):
+    start = feed_server.serve("/hop", b"", redirect=location)
+    with pytest.raises(FetchError, match="Refused to fetch"):
+        fetch(start, FetchPolicy(allowed_networks=("127.0.0.1/32",)))
+    assert connections.refused == []
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/"])
+def test_a_redirect_to_another_scheme_is_refused(connections, feed_server, location):
+    start = feed_server.serve("/hop", b"", redirect=location)
+    with pytest.raises(FetchError, match="Only http and https"):
+        fetch(start, FetchPolicy(allow_private=True))
+
+
+def test_redirects_are_followed_up_to_five_hops(connections, feed_server):
+    for hop in range(5):
+        feed_server.serve(f"/r{hop}", b"", redirect=f"/r{hop + 1}")
+    feed_server.serve("/r5", FEED)
+    response = fetch(feed_server.url("/r0"), FetchPolicy(allow_private=True))
+    assert response.content == FEED
+    assert response.url == feed_server.url("/r5")
+
+
+def test_a_sixth_redirect_is_refused(connections, feed_server):
+    for hop in range(6):
+        feed_server.serve(f"/r{hop}", b"", redirect=f"/r{hop + 1}")
+    feed_server.serve("/r6", FEED)
+    with pytest.raises(FetchError, match="redirected more than 5 times"):
+        fetch(feed_server.url("/r0"), FetchPolicy(allow_private=True))
+    assert "/r6" not in feed_server.hits
+
+
+def test_a_redirect_without_a_location_is_an_error(connections, local_server):
+    url = f"http://127.0.0.1:{local_server.port}/no-location"
+    with pytest.raises(FetchError, match="redirected without a Location"):
+        fetch(url, FetchPolicy(allow_private=True))
+
+
+# --- schemes, names, statuses ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["file:///etc/passwd", "ftp://127.0.0.1/feed", "gopher://127.0.0.1:70/", "javascript:alert(1)",
+     "data:text/plain,hello", "//news.example.com/feed", "news.example.com/feed", ""],
+)
+def test_only_http_and_https_urls_are_fetched(monkeypatch, connections, url):
+    asked = resolve_to(monkeypatch, {})
+    with pytest.raises(FetchError, match="Only http and https"):
+        fetch(url, FetchPolicy(allow_private=True))
+    assert asked == [] and connections.refused == [] and connections.loopback == []
+
+
+def test_a_url_without_a_host_is_refused(connections):
+    with pytest.raises(FetchError, match="has no host"):
+        fetch("http:///feed.xml", FetchPolicy(allow_private=True))
+
+
+def test_a_name_that_does_not_resolve_gives_a_readable_error(monkeypatch, connections):
+    resolve_to(monkeypatch, {})
+    with pytest.raises(FetchError, match="Could not resolve nowhere.test"):
+        fetch("https://nowhere.test/feed", FetchPolicy())
+    assert connections.refused == []
+
+
+def test_an_http_error_status_is_reported_with_its_code(connections, feed_server):
+    url = feed_server.url("/missing.xml")
+    with pytest.raises(FetchError, match="answered HTTP 404 Not Found"):
+        fetch(url, FetchPolicy(allow_private=True))
+    gone = feed_server.serve("/gone.xml", b"no", status=500)
+    with pytest.raises(FetchError, match="HTTP 500"):
+        fetch(gone, FetchPolicy(allow_private=True))
+
+
+def test_a_closed_port_gives_a_readable_error(connections):
+    from webapp.launcher import free_port
+
+    with pytest.raises(FetchError, match="Could not fetch"):
+        fetch(f"http://127.0.0.1:{free_port()}/feed.xml", FetchPolicy(allow_private=True))
+
+
+# --- size cap and timeout --------------------------------------------------------------------
+
+
+def test_a_declared_length_over_the_cap_is_refused(connections, feed_server):
+    url = feed_server.serve("/big.xml", b"x" * 5000)
+    with pytest.raises(FetchError) as caught:
+        fetch(url, FetchPolicy(allow_private=True, max_bytes=4096))
+    assert "more than 4 KiB, the response size cap" in str(caught.value)
+
+
+def test_a_body_of_exactly_the_cap_is_accepted(connections, feed_server):
+    url = feed_server.serve("/exact.xml", b"x" * 4096)
+    assert len(fetch(url, FetchPolicy(allow_private=True, max_bytes=4096)).content) == 4096
+
+
+def test_a_streamed_body_without_length_is_cut_at_the_cap(connections, local_server):
+    url = f"http://127.0.0.1:{local_server.port}/stream/{4 * 1024 * 1024}"
+    started = time.perf_counter()
+    with pytest.raises(FetchError, match="more than 64 KiB"):
+        fetch(url, FetchPolicy(allow_private=True, max_bytes=64 * 1024))
+    assert time.perf_counter() - started < 5
+    small = f"http://127.0.0.1:{local_server.port}/stream/{32 * 1024}"
+    assert len(fetch(small, FetchPolicy(allow_private=True, max_bytes=64 * 1024)).content) == 32768
+
+
+def test_a_server_slower_than_the_timeout_is_given_up_on(connections, feed_server):
+    url = feed_server.serve("/slow.xml", FEED, delay=10)
+    started = time.perf_counter()
+    with pytest.raises(FetchError) as caught:
+        fetch(url, FetchPolicy(allow_private=True, timeout=0.5))
+    assert time.perf_counter() - started < 5
+    assert "did not answer within 0.5 s" in str(caught.value)
+    assert url in str(caught.value)

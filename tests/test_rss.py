@@ -1,0 +1,339 @@
+"""The rss source on real-world feeds, on hostile input, and the record fingerprints."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feeds import REALWORLD
+from webapp.fingerprint import canonical_url, fingerprint
+from webapp.sources import FetchContext, SourceError, normalise_sources
+from webapp.sources.http import FetchPolicy
+from webapp.sources.rss import RSSSource, parse_feed
+
+FEEDS = REALWORLD / "feeds"
+MANIFEST = REALWORLD / "MANIFEST.md"
+ABSENT = f"the real-world corpus is not here ({REALWORLD}); it lives next to the repository"
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # feedparser's own
+
+
+def manifest_counts() -> dict[str, int]:
+    """feeds/<name> → the manifest's item count ("items" column of the Feeds table)."""
+    counts: dict[str, int] = {}
+    lines = MANIFEST.read_text(encoding="utf-8").split("## Feeds", 1)[1].split("\n## ", 1)[0]
+    header: list[str] | None = None
+    for line in lines.splitlines():
+        if not line.startswith("|"):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            continue
+        if set(cells[0]) <= {"-", ":"}:
+            continue
+        path = cells[header.index("path")].strip("`")
+        counts[path.removeprefix("feeds/")] = int(cells[header.index("items")].split()[0])
+    return counts
+
+
+def corpus() -> list:
+    if not MANIFEST.exists() or not FEEDS.is_dir():
+        return [pytest.param(None, None, marks=pytest.mark.skip(reason=ABSENT))]
+    return [pytest.param(name, count, id=name) for name, count in sorted(manifest_counts().items())]
+
+
+def read(name: str) -> bytes:
+    return (FEEDS / name).read_bytes()
+
+
+needs_corpus = pytest.mark.skipif(not FEEDS.is_dir(), reason=ABSENT)
+
+
+# --- the real-world corpus -------------------------------------------------------------------
+
+
+@needs_corpus
+def test_the_manifest_lists_every_feed_in_the_folder():
+    assert sorted(manifest_counts()) == sorted(p.name for p in FEEDS.iterdir())
+    assert len(manifest_counts()) == 20
+
+
+@pytest.mark.parametrize(("name", "count"), corpus())
+def test_every_real_world_feed_parses_to_its_manifest_count(name, count):
+    records = parse_feed(read(name))
+    assert len(records) == count
+    for record in records:
+        assert record.source == "rss"
+        assert record.url or record.title
+        assert record.published_at is None or record.published_at.tzinfo is not None
+        for text in (record.title, record.text, record.author):
+            assert text is None or "\ufffd" not in text  # no mojibake from a wrong encoding
+
+
+@needs_corpus
+@pytest.mark.parametrize(
+    ("name", "title"),
+    [
+        ("rss2-ibash-windows-1251.xml", "Цитата #17703"),
+        ("rss2-jn-pt-iso-8859-1.rss", "Mãe de utente é a nova presidente da Rar"),
+        ("rss2-kc0011-gb2312-odddates.rss", "建国35周年纪念，华表，和平鸽"),
+        ("rss2-uol-noticias-undeclared-latin1-ptdates.rss", "Ibope: Bolsonaro perde de Haddad"),
+        ("atom-heise-developer.atom", "Java-Anwendungsserver: Red Hat gibt Wild"),
+        ("jsonfeed1-daringfireball.json", "The Talk Show: ‘I Do Like Throwing a Bab"),
+    ],
+)
+def test_titles_in_every_encoding_decode_to_the_right_characters(name, title):
+    assert parse_feed(read(name))[0].title.startswith(title)
+
+
+@needs_corpus
+def test_feeds_without_usable_dates_give_undated_records():
+    assert all(r.published_at is None for r in parse_feed(read("rss090-heise-newsticker.rdf")))
+    # Portuguese day and month names: unreadable, so undated rather than guessed.
+    uol = parse_feed(read("rss2-uol-noticias-undeclared-latin1-ptdates.rss"))
+    assert all(r.published_at is None for r in uol)
+
+
+@needs_corpus
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("rss2-medscape-est-dates.rss", datetime(2025, 11, 5, 18, 52, 10, tzinfo=UTC)),  # 13:52 EST
+        ("podcast-giantbomb-large.rss", datetime(2019, 10, 1, 22, 30, tzinfo=UTC)),  # 14:30 PST
+        ("rss1-biorxiv.rdf", datetime(2019, 8, 27, tzinfo=UTC)),  # date only
+        ("rss2-kc0011-gb2312-odddates.rss", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),  # 2020/1/10
+    ],
+)
+def test_odd_date_formats_are_read_as_the_right_instant(name, first):
+    assert parse_feed(read(name))[0].published_at == first
+
+
+@needs_corpus
+def test_json_feed_items_carry_url_author_and_date():
+    records = parse_feed(read("jsonfeed11-3960-journal.json"))
+    assert all(r.url and r.url.startswith("https://") for r in records)
+    assert all(r.published_at is not None for r in records)
+    assert records[0].author
+    assert records[0].platform_id
+
+
+@needs_corpus
+def test_a_large_podcast_feed_parses_within_seconds():
+    started = time.perf_counter()
+    records = parse_feed(read("podcast-giantbomb-large.rss"))
+    assert len(records) == 730
+    assert time.perf_counter() - started < 10
+    assert records[0].raw.get("enclosures")
+
+
+@needs_corpus
+def test_the_source_reads_a_local_file_only_when_allowed(tmp_path):
+    context = FetchContext(FetchPolicy(), True, None, None, 100, "")
+    config = {"type": "rss", "url": str(FEEDS / "rss2-reddit-frontpage.rss")}
+    assert len(RSSSource.fetch(config, context)) == 24
+    context.allow_local_files = False
+    with pytest.raises(SourceError, match="Local files are not allowed"):
+        RSSSource.fetch(config, context)
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+LAUGHS = (
+    '<!ENTITY lol "lol">'
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)
+    )
+)
+
+
+def bomb(prolog: str = "", entities: str = LAUGHS, body: str = "&lol9;") -> str:
+    return (
+        f'<?xml version="1.0"?>{prolog}<!DOCTYPE rss [{entities}]>'
+        f'<rss version="2.0"><channel><title>t</title><item><title>{body}</title>'
+        "<link>https://x.example.com/1</link></item></channel></rss>"
+    )
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(bomb().encode(), id="billion-laughs"),
+        pytest.param(bomb(entities='<!ENTITY xxe SYSTEM "file:///etc/passwd">', body="&xxe;").encode(),
+                     id="external-entity"),
+        pytest.param(bomb(entities='<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;', body="x").encode(),
+                     id="parameter-entity"),
+        pytest.param(bomb(entities='<!ENTITY small "EXPANDED">', body="&small;").encode(),
+                     id="harmless-looking-entity"),
+        pytest.param(bomb(prolog="<!--" + "x" * 70_000 + "-->").encode(), id="after-64k-of-comment"),
+        pytest.param(bomb(prolog="\n" * 70_000).encode(), id="after-64k-of-whitespace"),
+        pytest.param(bomb().replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16"),
+                     id="utf-16"),
+    ],
+)
+def test_documents_declaring_entities_are_refused_with_a_clear_error(document):
+    started = time.perf_counter()
+    with pytest.raises(SourceError) as caught:
+        parse_feed(document)
+    assert "entities" in str(caught.value)
+    assert "refused" in str(caught.value)
+    assert time.perf_counter() - started < 2
+
+
+def test_a_feed_quoting_entity_syntax_in_its_text_is_not_refused():
+    escaped = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>XML tips</title>'
+        "<item><title>Declaring entities safely</title><link>https://x.example.com/1</link>"
+        "<description><![CDATA[Never write &lt;!ENTITY lol \"lol\"&gt; or <!ENTITY x \"y\"> "
+        "in a feed.]]></description></item></channel></rss>"
+    )
+    records = parse_feed(escaped.encode())
+    assert [r.title for r in records] == ["Declaring entities safely"]
+    assert '<!ENTITY lol "lol">' in records[0].text
+
+
+def test_a_malformed_document_never_expands_the_entities_it_declares():
+    # A broken comment before the DOCTYPE: the strict parser stops, the loose one takes over.
+    document = bomb(prolog="<!-- a -- b -->", entities='<!ENTITY small "EXPANDED">', body="A &small;")
+    try:
+        records = parse_feed(document.encode())
+    except SourceError:
+        return
+    assert records and all("EXPANDED" not in (r.title or "") for r in records)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"   \n\t ", "empty"),
+        (b"\x00\x01\x02binary\xff\xfe", "Not a readable RSS, Atom or JSON feed"),
+        (b"just some words, not a feed", "Not a readable RSS, Atom or JSON feed"),
+        (b"<!DOCTYPE html><html><head><title>Home</title></head><body><p>Hi</p></body></html>",
+         "Not a readable RSS, Atom or JSON feed"),
+        (b'<?xml version="1.0"?><note><to>x</to></note>', "Not a readable RSS, Atom or JSON feed"),
+        (b"[1, 2, 3]", "Not a readable RSS, Atom or JSON feed"),
+        (b'{"foo": 1}', "Not a JSON Feed: there is no 'items' list."),
+        (b'{"items": "x"}', "Not a JSON Feed"),
+        (b"{bad json", "Not a readable JSON Feed"),
+        (b'{"items": [], "x": "\xff"}', "Not a readable JSON Feed"),
+    ],
+)
+def test_not_a_feed_gives_a_readable_error(content, message):
+    with pytest.raises(SourceError) as caught:
+        parse_feed(content)
+    assert message in str(caught.value)
+    assert "Traceback" not in str(caught.value)
+
+
+def test_a_valid_but_empty_feed_is_no_error():
+    for document in (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title></channel></rss>',
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>x</title></feed>',
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": []}',
+    ):
+        assert parse_feed(document) == []
+
+
+def test_a_byte_order_mark_and_odd_json_items_are_tolerated():
+    bom = "\ufeff<rss version='2.0'><channel><item><title>BOM</title></item></channel></rss>"
+    assert [r.title for r in parse_feed(bom.encode("utf-8"))] == ["BOM"]
+    mixed = b'{"items": [1, "x", null, {"id": 7, "title": "<b>Kept</b>", "url": "https://a.example/1"}]}'
+    records = parse_feed(mixed)
+    assert [(r.title, r.platform_id) for r in records] == [("Kept", "7")]
+
+
+def test_markup_in_titles_and_texts_becomes_plain_text():
+    document = (
+        '<rss version="2.0"><channel><item><title>&lt;b&gt;Acme&lt;/b&gt; &amp; co</title>'
+        "<description>&lt;p&gt;Hello &lt;script&gt;x()&lt;/script&gt;&lt;/p&gt;</description>"
+        "<link>https://x.example.com/1</link></item></channel></rss>"
+    )
+    record = parse_feed(document.encode())[0]
+    assert record.title == "Acme & co"
+    assert "<" not in record.text
+
+
+@pytest.mark.parametrize(
+    "source",
+    [{"type": "rss"}, {"type": "rss", "url": ""}, {"type": "rss", "url": 5},
+     {"type": "rss", "url": "gopher://x.example.com/"}, {"type": "rss", "url": "http://"},
+     {"type": "rss", "url": "http://[::1"}, "javascript:alert(1)"],
+)
+def test_bad_rss_source_configurations_are_refused_with_a_reason(source):
+    with pytest.raises(SourceError) as caught:
+        normalise_sources([source])
+    assert str(caught.value).startswith("Source 1")
+
+
+# --- fingerprints ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("https://example.com/a?utm_source=x&utm_medium=y", "https://example.com/a"),
+        ("https://example.com/a?id=3&utm_campaign=z&UTM_TERM=q", "https://example.com/a?id=3"),
+        ("https://example.com/a?fbclid=1&gclid=2&mc_eid=3", "https://example.com/a"),
+        ("https://example.com/a#comments", "https://example.com/a"),
+        ("https://www.example.com/a", "https://example.com/a"),
+        ("https://WWW.Example.COM/a", "https://example.com/a"),
+        ("https://example.com/a/", "https://example.com/a"),
+        ("https://example.com/", "https://example.com/"),
+        ("https://example.com", "https://example.com/"),
+        ("http://example.com/a", "https://example.com/a"),
+        ("http://example.com:80/a", "https://example.com/a"),
+        ("https://example.com:443/a", "https://example.com/a"),
+        ("https://example.com:8443/a", "https://example.com:8443/a"),
+        ("https://example.com/a?b=2&a=1", "https://example.com/a?a=1&b=2"),
+        ("  https://example.com/a  ", "https://example.com/a"),
+    ],
+)
+def test_canonical_url(url, canonical):
+    assert canonical_url(url) == canonical
+
+
+def test_the_path_keeps_its_case_and_real_parameters_count():
+    assert canonical_url("https://example.com/A") != canonical_url("https://example.com/a")
+    assert canonical_url("https://example.com/a?id=1") != canonical_url("https://example.com/a?id=2")
+    assert canonical_url("https://www2.example.com/a") == "https://www2.example.com/a"
+
+
+def test_the_same_story_has_one_fingerprint_across_schemes_and_tracking():
+    variants = [
+        "https://www.example.com/story/1/?utm_source=rss#top",
+        "http://example.com/story/1",
+        "HTTPS://EXAMPLE.COM/story/1/",
+    ]
+    keys = {fingerprint("rss", url, None, None) for url in variants}
+    assert len(keys) == 1
+    assert re.fullmatch(r"[0-9a-f]{64}", keys.pop())
+    assert fingerprint("rss", "https://example.com/story/2", None, None) != fingerprint(
+        "rss", "https://example.com/story/1", None, None
+    )
+
+
+def test_without_a_url_the_platform_id_and_then_the_title_identify_a_record():
+    assert fingerprint("rss", None, "guid-1", "A") == fingerprint("rss", None, "guid-1", "B")
+    assert fingerprint("rss", None, "guid-1", "A") != fingerprint("rss", None, "guid-2", "A")
+    assert fingerprint("rss", None, "guid-1", None) != fingerprint("reddit", None, "guid-1", None)
+    assert fingerprint("rss", None, None, " Same Title ") == fingerprint("rss", None, None, "same title")
+    assert fingerprint("rss", "https://example.com/1", "guid-1", None) != fingerprint(
+        "rss", None, "guid-1", None
+    )
+
+
+def test_a_records_fingerprint_is_stable_across_parses(tmp_path: Path):
+    document = (
+        '<rss version="2.0"><channel><item><title>Acme</title><guid>g1</guid>'
+        "<link>https://www.example.com/acme/?utm_source=feed</link></item></channel></rss>"
+    ).encode()
+    first, second = parse_feed(document)[0], parse_feed(document)[0]
+    key = fingerprint(first.source, first.url, first.platform_id, first.title)
+    assert key == fingerprint(second.source, second.url, second.platform_id, second.title)
+    assert key == fingerprint("rss", "https://example.com/acme", None, None)
+    assert first.published_at is None or first.published_at < datetime.now(UTC) + timedelta(days=1)

@@ -1,0 +1,54 @@
+"""One-off queries: the same parameters as a job, run once, kept as a run without a job."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..errors import NotFoundError
+from ..extensions import db
+from ..ids import new_public_id
+from ..jobs.service import clean_query_fields
+from ..models import Project, Run
+from ..queueing import enqueue_query
+from ..timeutil import now
+
+
+def submit_query(project: Project, data: dict) -> Run:
+    """Validate and queue a one-off query; raise ValidationError naming each bad field."""
+    params = clean_query_fields(data)
+    run = Run(
+        public_id=new_public_id("qry"),
+        project_id=project.id,
+        job_id=None,
+        trigger="query",
+        scheduled_for=now(),
+        status="queued",
+        params={
+            "prompt": params["prompt"],
+            "sources": params["sources"],
+            "date_range": params.get("date_range"),
+            "limit": params["limit"],
+        },
+    )
+    db.session.add(run)
+    db.session.commit()
+    try:
+        enqueue_query(run.public_id, current_app.config["RUN_TIMEOUT_SECONDS"])
+    except Exception as exc:
+        run.status = "failed"
+        run.finished_at = now()
+        run.error = f"Could not queue the query: the queue (Redis) is unreachable ({exc})."
+        db.session.commit()
+    return run
+
+
+def get_query(project: Project, public_id: str) -> Run:
+    run = db.session.scalar(
+        select(Run).where(
+            Run.public_id == public_id, Run.project_id == project.id, Run.job_id.is_(None)
+        )
+    )
+    if run is None:
+        raise NotFoundError("No query with this id in this project.")
+    return run
