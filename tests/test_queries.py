@@ -83,3 +83,38 @@ def test_a_read_key_cannot_submit_and_other_projects_see_nothing(client, api_key
     outsider = api_key("admin", ensure_project("Other"))
     assert client.get(f"/v1/queries/{query_id}", headers=outsider).status_code == 404
     assert client.get(f"/v1/queries/{query_id}", headers=api_key("read")).status_code == 200
+
+
+def test_query_page_runs_once_shows_results_and_saves_as_a_job(client, feed_server, processes):
+    url = feed_server.serve("/feed.xml", rss_document(ITEMS))
+    processes.worker()
+    assert client.get("/query").status_code == 200
+    response = client.post(
+        "/query", data={"prompt": "acme", "sources": url, "limit": "20", "date_range": "7d"}
+    )
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"])
+    assert 'hx-trigger="every 2s"' in page.text  # live until the results are in
+    status_url = response.headers["Location"] + "/status"
+
+    def done():
+        text = client.get(status_url).text
+        return text if "Save as job" in text else None
+
+    panel = wait_until(done, 30, message="the results panel")
+    assert "Acme opens a lab" in panel and "Nothing to see" not in panel
+    assert "every 2s" not in panel  # polling stops with the final state
+    save_link = panel.split('href="/jobs/new?', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    form = client.get("/jobs/new?" + save_link).text
+    assert ">acme</textarea>" in form
+    assert url in form
+    assert 'value="20"' in form
+
+
+def test_query_form_errors_are_shown_next_to_their_fields(client):
+    response = client.post("/query", data={"prompt": "", "sources": "", "limit": "5000"})
+    assert response.status_code == 422
+    assert 'id="prompt-error"' in response.text
+    assert 'id="sources-error"' in response.text
+    assert 'id="limit-error"' in response.text
+    assert 'value="5000"' in response.text

@@ -38,9 +38,11 @@ def create_app(config: dict | None = None) -> Flask:
     from .api import bp as api_bp
     from .cli import register_cli
     from .jobs.views import bp as jobs_bp
+    from .queries.views import bp as queries_bp
     from .web import register_web
 
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(queries_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # the API authenticates with Bearer keys, never cookies
     register_web(app)

@@ -74,8 +74,9 @@ def _render_form(template: str, values: dict, errors: dict, job: Job | None = No
 
 @bp.get("/jobs/new")
 def new_job():
-    """The New Job form."""
-    return _render_form("jobs/form.html", dict(EMPTY_FORM), {})
+    """The New Job form, prefilled from the query string ("Save as job" on a query)."""
+    prefill = {k: v for k, v in request.args.items() if k in EMPTY_FORM}
+    return _render_form("jobs/form.html", {**EMPTY_FORM, **prefill}, {})
 
 
 @bp.post("/jobs/new")

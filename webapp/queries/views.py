@@ -1,0 +1,105 @@
+"""Query: the one-off query page, run once, with results shown live when done."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from ..errors import NotFoundError, ValidationError
+from ..extensions import db
+from ..jobs.forms import DATE_RANGES
+from ..jobs.service import default_project
+from ..models import Record, Run
+from ..prompt import parse_prompt
+from .service import get_query, submit_query
+
+bp = Blueprint("queries", __name__)
+EMPTY = {"prompt": "", "sources": "", "limit": "100", "date_range": ""}
+RECENT = 10
+
+
+def query_data_from_form(form) -> dict:
+    limit = form.get("limit", "").strip()
+    last = form.get("date_range", "")
+    return {
+        "prompt": form.get("prompt", ""),
+        "sources": [line.strip() for line in form.get("sources", "").splitlines() if line.strip()],
+        "limit": int(limit) if limit.isdigit() else (limit or None),
+        "date_range": {"last": last} if last else None,
+    }
+
+
+def _page(values: dict, errors: dict, status: int = 200):
+    recent = db.session.scalars(
+        select(Run)
+        .where(Run.project_id == default_project().id, Run.trigger == "query")
+        .order_by(Run.id.desc())
+        .limit(RECENT)
+    ).all()
+    return render_template(
+        "queries/page.html",
+        values=values,
+        errors=errors,
+        date_ranges=DATE_RANGES,
+        plan=parse_prompt(values.get("prompt", "")),
+        recent=recent,
+    ), status
+
+
+@bp.get("/query")
+def query_page():
+    """The one-off query form and recent queries."""
+    values = {**EMPTY, **{k: v for k, v in request.args.items() if k in EMPTY}}
+    return _page(values, {})
+
+
+@bp.post("/query")
+def run_query():
+    """Run a query once; show its page, which updates itself until the results are in."""
+    values = {**EMPTY, **request.form.to_dict()}
+    try:
+        run = submit_query(default_project(), query_data_from_form(request.form))
+    except ValidationError as exc:
+        return _page(values, exc.errors, 422)
+    return redirect(url_for("queries.query_result", query_id=run.public_id), 303)
+
+
+def _query_or_404(query_id: str) -> Run:
+    try:
+        return get_query(default_project(), query_id)
+    except NotFoundError:
+        abort(404)
+
+
+@bp.get("/query/<query_id>")
+def query_result(query_id: str):
+    """A query's status and results."""
+    run = _query_or_404(query_id)
+    return render_template("queries/result.html", run=run, **_result_context(run))
+
+
+@bp.get("/query/<query_id>/status")
+def query_status(query_id: str):
+    """The results panel, polled every 2 s until the query ends."""
+    run = _query_or_404(query_id)
+    return render_template("queries/_results.html", run=run, **_result_context(run))
+
+
+def _result_context(run: Run) -> dict:
+    records = []
+    if run.status == "completed":
+        records = db.session.scalars(
+            select(Record).where(Record.run_id == run.id).order_by(Record.position)
+        ).all()
+    params = run.params or {}
+    save = urlencode(
+        {
+            "prompt": params.get("prompt", ""),
+            "sources": "\n".join(s.get("url") or s["type"] for s in params.get("sources", [])),
+            "limit": params.get("limit", 100),
+            "date_range": (params.get("date_range") or {}).get("last", ""),
+        }
+    )
+    return {"records": records, "params": params, "save_query": save}
