@@ -40,7 +40,10 @@ def test_inner_whitespace_of_a_phrase_is_collapsed():
 
 def test_or_splits_the_prompt_into_alternative_groups():
     assert plan_of('"acme corp" OR acmecorp -jobs') == ([["acme corp"], ["acmecorp"]], ["jobs"])
-    assert plan_of("acme rocket OR acme satellite") == ([["acme", "rocket"], ["acme", "satellite"]], [])
+    assert plan_of("acme rocket OR acme satellite") == (
+        [["acme", "rocket"], ["acme", "satellite"]],
+        [],
+    )
     plan = parse_prompt("acme rocket OR acme satellite")
     assert plan.matches("Acme satellite in orbit")
     assert plan.matches("Acme rocket lands")
@@ -87,7 +90,8 @@ def test_edge_punctuation_is_dropped_but_symbols_that_carry_meaning_stay():
 def test_filler_words_are_dropped():
     assert plan_of("Mentions of Acme today") == ([["acme"]], [])
     assert plan_of("show me what people say about the acme launch this week") == (
-        [["acme", "launch"]], [],
+        [["acme", "launch"]],
+        [],
     )
 
 
@@ -179,7 +183,7 @@ def test_a_prompt_of_the_full_2000_characters_parses_quickly():
 
 @pytest.mark.parametrize(
     "prompt",
-    ['"' * 2000, "-" * 2000, "OR " * 666, "!" * 1999 + "a", "-\"" * 1000, "a" * 2000, "é" * 2000],
+    ['"' * 2000, "-" * 2000, "OR " * 666, "!" * 1999 + "a", '-"' * 1000, "a" * 2000, "é" * 2000],
 )
 def test_pathological_2000_character_prompts_do_not_hang(prompt):
     started = time.perf_counter()
@@ -230,3 +234,53 @@ def test_the_plan_of_its_own_query_string_is_the_same_plan():
         plan = parse_prompt(prompt)
         again = parse_prompt(plan.query_string())
         assert (again.groups, again.exclusions) == (plan.groups, plan.exclusions)
+
+
+# Date hints and named sources
+
+
+@pytest.mark.parametrize(
+    ("prompt", "window", "words"),
+    [
+        ("acme last 24 hours", {"last": "24h"}, [["acme"]]),
+        ("acme past 7 days", {"last": "7d"}, [["acme"]]),
+        ("acme last 2w", {"last": "2w"}, [["acme"]]),
+        ("last week acme", {"last": "1w"}, [["acme"]]),
+        ("acme in the past month", {"last": "30d"}, [["acme"]]),
+        ("acme today", {"calendar": "today"}, [["acme"]]),
+        ("acme yesterday", {"calendar": "yesterday"}, [["acme"]]),
+        ("acme this week", {"calendar": "this_week"}, [["acme"]]),
+        ("acme -today", None, [["acme"]]),
+    ],
+)
+def test_date_hints_set_the_window_and_are_not_search_words(prompt, window, words):
+    plan = parse_prompt(prompt)
+    assert plan.window == window
+    assert plan.groups == words
+
+
+def test_the_plan_reads_as_the_form_shows_it():
+    plan = parse_prompt('acme OR "acme corp" -jobs last 24 hours')
+    assert plan.describe() == 'Searching for: acme OR "acme corp", excluding jobs, in the last 24 hours'
+
+
+def test_question_words_and_named_sources_are_recognised():
+    plan = parse_prompt("How many people mentioned Acme on Reddit or on HN today?")
+    assert plan.groups == [["acme"]]
+    assert plan.sources == ["reddit", "hackernews"]
+    assert plan.window == {"calendar": "today"}
+
+
+def test_calendar_windows_follow_the_timezone():
+    from datetime import UTC, datetime
+
+    from webapp.prompt import resolve_window
+
+    moment = datetime(2026, 11, 29, 6, 30, tzinfo=UTC)  # a Sunday; already Sunday in Tokyo
+    since, until = resolve_window({"calendar": "yesterday"}, moment, "Asia/Tokyo")
+    assert since == datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # Saturday 00:00 in Tokyo
+    assert until == datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+    week_start, _ = resolve_window({"calendar": "this_week"}, moment, "UTC")
+    assert week_start == datetime(2026, 11, 23, tzinfo=UTC)  # Monday
+    last, none = resolve_window({"last": "24h"}, moment)
+    assert (moment - last).total_seconds() == 86400 and none is None

@@ -1,4 +1,5 @@
-"""Prompt → query plan: terms, "quoted phrases", OR groups and -exclusions.
+"""Prompt → query plan: terms, "quoted phrases", OR groups, -exclusions, date hints and the
+sources a prompt names ("… on Reddit").
 
 Pure helper with no Flask import. A record matches the plan when every term and phrase of
 at least one OR group appears in its title or text, and no exclusion does.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 # Words people write around what they are looking for ("mentions of acme on reddit today").
 FILLER = frozenset(
@@ -17,7 +20,8 @@ FILLER = frozenset(
     have how i in into is it its last latest me mention mentioned mentions my new news of on
     or our people post posts say said says show some talk talked talking that the their them
     there these this those to today track tracking us via was we were what when where which
-    who why will with yesterday you your week month past hours hour days day
+    who why will with yesterday you your week month past hours hour days day many much often
+    times
     """.split()
 )
 # Source names after "on"/"from"/"via" say where to look, not what to look for.
@@ -25,10 +29,19 @@ SOURCE_WORDS = frozenset(
     "reddit hackernews hn youtube x twitter mastodon bluesky github news rss web".split()
 )
 _SOURCE_LEADS = frozenset(("on", "from", "via", "in"))
+SOURCE_ALIASES = {"hn": "hackernews", "twitter": "x"}
 # "last 24 hours", "past 2 weeks", "last 7d" name a time window, not words to look for.
 _WINDOW_LEADS = frozenset(("last", "past"))
 _WINDOW_AMOUNT = re.compile(r"^\d{1,4}(h|d|w)?$")
 _WINDOW_UNITS = frozenset("h hr hrs hour hours d day days w wk wks week weeks month months".split())
+_UNIT_LETTER = {
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("d", "day", "days"), "d"),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), "w"),
+    **dict.fromkeys(("month", "months"), "m"),
+}
+_SPELLED = {"an": 1, "a": 1, "one": 1, "two": 2, "three": 3, "seven": 7, "ten": 10}
+_WINDOW_LABELS = {"today": "today", "yesterday": "yesterday", "this_week": "this week"}
 _TOKEN = re.compile(r'-?"[^"]*"?|\S+')
 _EDGE_PUNCT = re.compile(r"^[^\w#@$+]+|[^\w#@$+]+$", re.UNICODE)
 
@@ -41,6 +54,9 @@ def normalise(text: str) -> str:
 class QueryPlan:
     groups: list[list[str]] = field(default_factory=list)  # OR of AND-groups
     exclusions: list[str] = field(default_factory=list)
+    # A date hint: {"last": "24h"} or {"calendar": "today" | "yesterday" | "this_week"}.
+    window: dict | None = None
+    sources: list[str] = field(default_factory=list)  # source ids the prompt names
 
     @property
     def is_empty(self) -> bool:
@@ -59,7 +75,7 @@ class QueryPlan:
         return text.strip()
 
     def describe(self) -> str:
-        if self.is_empty and not self.exclusions:
+        if self.is_empty and not self.exclusions and not self.window and not self.sources:
             return "Searching for: everything the sources return"
         wanted = " OR ".join(
             " ".join(f'"{t}"' if " " in t else t for t in group) for group in self.groups if group
@@ -67,6 +83,10 @@ class QueryPlan:
         text = f"Searching for: {wanted or 'everything'}"
         if self.exclusions:
             text += ", excluding " + ", ".join(self.exclusions)
+        if self.sources:
+            text += ", on " + ", ".join(self.sources)
+        if self.window:
+            text += ", " + describe_window(self.window)
         return text
 
     def matches(self, *texts: str | None) -> bool:
@@ -88,29 +108,81 @@ def _contains(haystack: str, needle: str) -> bool:
     return re.search(pattern, haystack) is not None
 
 
-def _time_window(tokens: list[str]) -> set[int]:
-    """Positions of the amount and unit after "last"/"past", which no record has to contain."""
+def _time_window(tokens: list[str]) -> tuple[set[int], dict | None]:
+    """The date hint of a prompt and the positions of its words, which no record has to contain.
+
+    "last 24 hours", "past 7 days", "last 2w", "last week", "today", "yesterday", "this week";
+    the first hint wins.
+    """
     words = [_EDGE_PUNCT.sub("", normalise(token)) for token in tokens]
     skip: set[int] = set()
-    for index, word in enumerate(words[:-1]):
-        amount = _WINDOW_AMOUNT.match(words[index + 1])
-        if word not in _WINDOW_LEADS or not amount:
-            continue
-        if amount.group(1):
-            skip.add(index + 1)
-        elif index + 2 < len(words) and words[index + 2] in _WINDOW_UNITS:
-            skip.update((index + 1, index + 2))
-    return skip
+    window: dict | None = None
+
+    def found(value: dict, *positions: int) -> None:
+        nonlocal window
+        skip.update(positions)
+        if window is None:
+            window = value
+
+    for index, word in enumerate(words):
+        following = words[index + 1] if index + 1 < len(words) else ""
+        after = words[index + 2] if index + 2 < len(words) else ""
+        if word in ("today", "yesterday") and not tokens[index].startswith("-"):
+            found({"calendar": word}, index)
+        elif word == "this" and following == "week":
+            found({"calendar": "this_week"}, index, index + 1)
+        elif word in _WINDOW_LEADS and following:
+            amount = _WINDOW_AMOUNT.match(following)
+            if amount and amount.group(1):
+                found({"last": following}, index, index + 1)
+            elif (amount or following in _SPELLED) and after in _WINDOW_UNITS:
+                number = int(following) if amount else _SPELLED[following]
+                found(_relative(number, _UNIT_LETTER[after]), index, index + 1, index + 2)
+            elif following in _WINDOW_UNITS:
+                found(_relative(1, _UNIT_LETTER[following]), index, index + 1)
+    return skip, window
+
+
+def _relative(number: int, unit: str) -> dict:
+    if unit == "m":  # a month is taken as 30 days
+        return {"last": f"{number * 30}d"}
+    if unit == "h":
+        return {"last": f"{number}h"}
+    return {"last": f"{number}{unit}"}
+
+
+def describe_window(window: dict) -> str:
+    if "calendar" in window:
+        return _WINDOW_LABELS[window["calendar"]]
+    amount, unit = int(window["last"][:-1]), window["last"][-1]
+    name = {"h": "hour", "d": "day", "w": "week"}[unit]
+    if amount == 1:
+        return f"in the last {name}"
+    return f"in the last {amount} {name}s"
+
+
+def resolve_window(window: dict, moment: datetime, zone: str = "UTC") -> tuple[datetime, datetime | None]:
+    """The (since, until) of a date hint at `moment`; calendar days in the given timezone."""
+    if "last" in window:
+        amount, unit = int(window["last"][:-1]), window["last"][-1]
+        return moment - timedelta(**{{"h": "hours", "d": "days", "w": "weeks"}[unit]: amount}), None
+    local = moment.astimezone(ZoneInfo(zone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window["calendar"] == "today":
+        return midnight, None
+    if window["calendar"] == "yesterday":
+        return midnight - timedelta(days=1), midnight
+    return midnight - timedelta(days=local.weekday()), None
 
 
 def parse_prompt(prompt: str) -> QueryPlan:
     plan = QueryPlan(groups=[[]])
     previous = ""
     tokens = _TOKEN.findall(prompt or "")
-    window = _time_window(tokens)
+    window_positions, plan.window = _time_window(tokens)
     for index, token in enumerate(tokens):
         lead, previous = previous, normalise(token)
-        if index in window:
+        if index in window_positions:
             continue
         negative = token.startswith("-") and len(token) > 1
         body = token[1:] if negative else token
@@ -130,7 +202,9 @@ def parse_prompt(prompt: str) -> QueryPlan:
         if negative:
             plan.exclusions.append(word)
         elif lead in _SOURCE_LEADS and word in SOURCE_WORDS:
-            continue
+            source = SOURCE_ALIASES.get(word, word)
+            if source not in plan.sources:
+                plan.sources.append(source)
         elif word not in FILLER and word not in plan.groups[-1]:
             plan.groups[-1].append(word)
     plan.groups = [group for group in plan.groups if group]

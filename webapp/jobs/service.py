@@ -13,6 +13,7 @@ from ..errors import ConflictError, NotFoundError, ValidationError
 from ..extensions import db
 from ..models import Job, Project, Run
 from ..queueing import enqueue_run, get_redis, sync_schedule_entry
+from ..prompt import parse_prompt
 from ..schedules import Schedule, ScheduleError, parse_schedule
 from ..sources import SourceError, normalise_sources
 from ..timeutil import isoformat, now, parse_timestamp
@@ -93,6 +94,12 @@ def _clean_query_part(data: dict, creating: bool, errors: dict[str, str], cleane
             errors["prompt"] = f"The prompt can be at most 2000 characters (it has {len(prompt)})."
         else:
             cleaned["prompt"] = prompt.strip()
+    sources = data.get("sources")
+    if not sources and isinstance(cleaned.get("prompt"), str):
+        # "… on Reddit" names the source when none is given.
+        named = parse_prompt(cleaned["prompt"]).sources
+        if named:
+            data = {**data, "sources": named}
     if require("sources"):
         try:
             cleaned["sources"] = normalise_sources(data["sources"])

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..fingerprint import fingerprint
 from ..models import Job, Record, Run
-from ..prompt import parse_prompt
+from ..prompt import parse_prompt, resolve_window
 from ..sources import FetchContext, SourceError, fetch_source, source_label
 from ..sources.http import FetchError, FetchPolicy
 from ..timeutil import now, parse_timestamp
@@ -203,6 +203,9 @@ def date_window(
         start = parse_timestamp(date_range["start"]) if date_range.get("start") else None
         end = parse_timestamp(date_range["end"]) if date_range.get("end") else None
         return start, end
+    plan = parse_prompt(spec.prompt)
+    if plan.window:
+        return resolve_window(plan.window, started, job.timezone if job else "UTC")
     if job is None:
         return None, None  # a one-off query without a range: the newest the sources have
     previous = db.session.scalar(
