@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from conftest import make_job
 from redis import Redis
 from rq import Queue
 from sqlalchemy import func, select
 
-from conftest import make_job
 from webapp.models import ApiKey, Job, Project, Record, Run
 from webapp.queueing import RUNS_QUEUE, run_rq_id
 from webapp.timeutil import now
@@ -21,16 +21,47 @@ from webapp.timeutil import now
 T0 = datetime(2026, 5, 1, 3, 17, tzinfo=UTC)
 ANY = object()  # "the error may or may not name a field"
 JOB_KEYS = {
-    "id", "name", "prompt", "sources", "schedule", "timezone", "date_range", "limit", "state",
-    "next_run_at", "last_sync_at", "last_run", "last_error", "webhook_url", "created_at",
+    "id",
+    "name",
+    "prompt",
+    "sources",
+    "schedule",
+    "timezone",
+    "date_range",
+    "limit",
+    "state",
+    "next_run_at",
+    "last_sync_at",
+    "last_run",
+    "last_error",
+    "webhook_url",
+    "created_at",
     "updated_at",
 }
 RUN_KEYS = {
-    "id", "job_id", "trigger", "status", "scheduled_for", "started_at", "finished_at",
-    "duration_ms", "record_count", "new_count", "error", "result_url",
+    "id",
+    "job_id",
+    "trigger",
+    "status",
+    "scheduled_for",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "record_count",
+    "new_count",
+    "error",
+    "result_url",
 }
 RECORD_KEYS = {
-    "id", "source", "url", "title", "text", "author", "published_at", "metrics", "is_new",
+    "id",
+    "source",
+    "url",
+    "title",
+    "text",
+    "author",
+    "published_at",
+    "metrics",
+    "is_new",
 }
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -231,7 +262,10 @@ def test_a_job_of_another_project_answers_404_never_403(client, db, api_key, oth
 @pytest.mark.parametrize(
     ("spelling", "stored"),
     [
-        ("every_6_hours", {"type": "interval", "value": "every_6_hours", "description": "Every 6 hours"}),
+        (
+            "every_6_hours",
+            {"type": "interval", "value": "every_6_hours", "description": "Every 6 hours"},
+        ),
         ("0 8 * * *", {"type": "cron", "expression": "0 8 * * *", "description": "At 08:00"}),
         (
             {"type": "interval", "value": "every_6_hours"},
@@ -243,13 +277,17 @@ def test_a_job_of_another_project_answers_404_never_403(client, db, api_key, oth
         ),
     ],
 )
-def test_create_accepts_every_schedule_spelling_and_stores_it_one_way(client, write, spelling, stored):
+def test_create_accepts_every_schedule_spelling_and_stores_it_one_way(
+    client, write, spelling, stored
+):
     with time_machine.travel(T0, tick=False):
         response = client.post("/v1/jobs", json=job_body(schedule=spelling), headers=write)
     assert response.status_code == 201, response.get_json()
     job = response.get_json()
     assert job["schedule"] == stored
-    expected_next = "2026-05-01T06:00:00Z" if stored["type"] == "interval" else "2026-05-01T08:00:00Z"
+    expected_next = (
+        "2026-05-01T06:00:00Z" if stored["type"] == "interval" else "2026-05-01T08:00:00Z"
+    )
     assert job["next_run_at"] == expected_next
 
 
@@ -278,7 +316,10 @@ def test_create_with_every_optional_field(client, write):
         date_range={"last": "7d"},
         limit=25,
         webhook_url="https://hooks.example.com/bytestack",
-        sources=["https://news.example.com/a.xml", {"type": "rss", "url": "https://b.example.org/feed"}],
+        sources=[
+            "https://news.example.com/a.xml",
+            {"type": "rss", "url": "https://b.example.org/feed"},
+        ],
     )
     with time_machine.travel(T0, tick=False):
         response = client.post("/v1/jobs", json=body, headers=write)
@@ -640,8 +681,13 @@ def test_get_run_has_the_contract_fields(client, db, api_key, created):
     job = fresh_job(db, created["id"])
     started = datetime(2026, 4, 30, 8, 0, 1, tzinfo=UTC)
     run = add_run(
-        db, job, "completed", started_at=started, scheduled_for=started - timedelta(seconds=1),
-        record_count=3, new_count=2,
+        db,
+        job,
+        "completed",
+        started_at=started,
+        scheduled_for=started - timedelta(seconds=1),
+        record_count=3,
+        new_count=2,
     )
     failed = add_run(db, job, "failed", error="Every source failed. x: HTTP 500")
     headers = api_key("read")
@@ -704,7 +750,9 @@ def test_run_records_in_result_order_with_new_filter_and_cursor(client, db, api_
         url + f"?new=true&limit=2&cursor={new_page['next_cursor']}", headers=headers
     ).get_json()
     assert [r["title"] for r in new_page["data"] + rest["data"]] == [
-        "Acme story 0", "Acme story 2", "Acme story 4",
+        "Acme story 0",
+        "Acme story 2",
+        "Acme story 4",
     ]
     assert_error(client.get(url + "?new=yes", headers=headers), 422, field="new")
     assert_error(client.get(url + "?limit=1001", headers=headers), 422, field="limit")
@@ -722,7 +770,8 @@ def test_preview_describes_and_lists_times_from_now(client, api_key):
             headers=headers,
         )
         default = client.post(
-            "/v1/schedules/preview", json={"schedule": {"type": "interval", "value": "every_6_hours"}},
+            "/v1/schedules/preview",
+            json={"schedule": {"type": "interval", "value": "every_6_hours"}},
             headers=headers,
         )
     assert response.status_code == 200
@@ -732,15 +781,19 @@ def test_preview_describes_and_lists_times_from_now(client, api_key):
     }
     assert default.get_json()["description"] == "Every 6 hours"
     assert default.get_json()["next_runs"] == [
-        "2026-05-01T06:00:00Z", "2026-05-01T12:00:00Z", "2026-05-01T18:00:00Z",
-        "2026-05-02T00:00:00Z", "2026-05-02T06:00:00Z",
+        "2026-05-01T06:00:00Z",
+        "2026-05-01T12:00:00Z",
+        "2026-05-01T18:00:00Z",
+        "2026-05-02T00:00:00Z",
+        "2026-05-02T06:00:00Z",
     ]
 
 
 @pytest.mark.parametrize("count", [1, 50])
 def test_preview_count_bounds_are_inclusive(client, api_key, count):
     response = client.post(
-        "/v1/schedules/preview", json={"schedule": "every_hour", "count": count},
+        "/v1/schedules/preview",
+        json={"schedule": "every_hour", "count": count},
         headers=api_key("read"),
     )
     assert response.status_code == 200
@@ -900,7 +953,10 @@ HOSTILE = [
     ({"date_range": {"last": "24h", "start": "2026-01-01T00:00:00Z"}}, "date_range"),
     ({"date_range": {"start": "yesterday"}}, "date_range"),
     ({"date_range": {"start": 1714000000}}, "date_range"),
-    ({"date_range": {"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}}, "date_range"),
+    (
+        {"date_range": {"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}},
+        "date_range",
+    ),
     ({"date_range": {"since": "2026-01-01"}}, "date_range"),
     ({"date_range": {"start": "0001-01-01T00:00:00+01:00"}}, "date_range"),
     ({"date_range": {"end": "9999-12-31T23:59:59-01:00"}}, "date_range"),
@@ -927,7 +983,9 @@ def test_each_required_field_is_named_when_missing(client, write, missing):
     assert_error(client.post("/v1/jobs", json=body, headers=write), 422, field=missing)
 
 
-@pytest.mark.parametrize(("override", "field"), HOSTILE[::3], ids=[repr(o)[:60] for o, _ in HOSTILE[::3]])
+@pytest.mark.parametrize(
+    ("override", "field"), HOSTILE[::3], ids=[repr(o)[:60] for o, _ in HOSTILE[::3]]
+)
 def test_hostile_patch_bodies_are_422_with_the_field(client, write, created, override, field):
     response = client.patch(f"/v1/jobs/{created['id']}", json=override, headers=write)
     assert_error(response, 422, "invalid_field", field=field)

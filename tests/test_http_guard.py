@@ -16,8 +16,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from feeds import rss_document
+
 from webapp.sources import http
 from webapp.sources.http import FetchError, FetchPolicy, check_url, fetch
 
@@ -114,7 +114,7 @@ class LocalServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 server.requests.append({"path": self.path, "headers": dict(self.headers)})
                 if self.path.startswith("/stream/"):
                     size = int(self.path.rsplit("/", 1)[1])
@@ -196,7 +196,9 @@ def test_a_host_resolving_to_a_private_address_is_refused_before_any_connect(
 
 
 @pytest.mark.parametrize("address", ["10.0.0.1", "169.254.169.254", "192.168.1.1", "127.0.0.1"])
-def test_a_private_ip_literal_in_the_url_is_refused_before_any_connect(monkeypatch, connections, address):
+def test_a_private_ip_literal_in_the_url_is_refused_before_any_connect(
+    monkeypatch, connections, address
+):
     resolve_to(monkeypatch, {address: [address]})
     with pytest.raises(FetchError, match="Refused to fetch"):
         fetch(f"http://{address}/latest/meta-data/", FetchPolicy())
@@ -287,7 +289,9 @@ def test_a_redirect_to_a_private_ip_literal_is_refused(connections, feed_server,
     assert connections.refused == []
 
 
-@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/"])
+@pytest.mark.parametrize(
+    "location", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/"]
+)
 def test_a_redirect_to_another_scheme_is_refused(connections, feed_server, location):
     start = feed_server.serve("/hop", b"", redirect=location)
     with pytest.raises(FetchError, match="Only http and https"):
@@ -323,8 +327,16 @@ def test_a_redirect_without_a_location_is_an_error(connections, local_server):
 
 @pytest.mark.parametrize(
     "url",
-    ["file:///etc/passwd", "ftp://127.0.0.1/feed", "gopher://127.0.0.1:70/", "javascript:alert(1)",
-     "data:text/plain,hello", "//news.example.com/feed", "news.example.com/feed", ""],
+    [
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/feed",
+        "gopher://127.0.0.1:70/",
+        "javascript:alert(1)",
+        "data:text/plain,hello",
+        "//news.example.com/feed",
+        "news.example.com/feed",
+        "",
+    ],
 )
 def test_only_http_and_https_urls_are_fetched(monkeypatch, connections, url):
     asked = resolve_to(monkeypatch, {})

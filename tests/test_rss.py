@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from feeds import REALWORLD
+
 from webapp.fingerprint import canonical_url, fingerprint
 from webapp.sources import FetchContext, SourceError, normalise_sources
 from webapp.sources.http import FetchPolicy
@@ -143,11 +143,8 @@ def test_the_source_reads_a_local_file_only_when_allowed(tmp_path):
 
 # --- hostile input ---------------------------------------------------------------------------
 
-LAUGHS = (
-    '<!ENTITY lol "lol">'
-    + "".join(
-        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)
-    )
+LAUGHS = '<!ENTITY lol "lol">' + "".join(
+    f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)
 )
 
 
@@ -163,16 +160,26 @@ def bomb(prolog: str = "", entities: str = LAUGHS, body: str = "&lol9;") -> str:
     "document",
     [
         pytest.param(bomb().encode(), id="billion-laughs"),
-        pytest.param(bomb(entities='<!ENTITY xxe SYSTEM "file:///etc/passwd">', body="&xxe;").encode(),
-                     id="external-entity"),
-        pytest.param(bomb(entities='<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;', body="x").encode(),
-                     id="parameter-entity"),
-        pytest.param(bomb(entities='<!ENTITY small "EXPANDED">', body="&small;").encode(),
-                     id="harmless-looking-entity"),
-        pytest.param(bomb(prolog="<!--" + "x" * 70_000 + "-->").encode(), id="after-64k-of-comment"),
+        pytest.param(
+            bomb(entities='<!ENTITY xxe SYSTEM "file:///etc/passwd">', body="&xxe;").encode(),
+            id="external-entity",
+        ),
+        pytest.param(
+            bomb(entities='<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;', body="x").encode(),
+            id="parameter-entity",
+        ),
+        pytest.param(
+            bomb(entities='<!ENTITY small "EXPANDED">', body="&small;").encode(),
+            id="harmless-looking-entity",
+        ),
+        pytest.param(
+            bomb(prolog="<!--" + "x" * 70_000 + "-->").encode(), id="after-64k-of-comment"
+        ),
         pytest.param(bomb(prolog="\n" * 70_000).encode(), id="after-64k-of-whitespace"),
-        pytest.param(bomb().replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16"),
-                     id="utf-16"),
+        pytest.param(
+            bomb().replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16"),
+            id="utf-16",
+        ),
     ],
 )
 def test_documents_declaring_entities_are_refused_with_a_clear_error(document):
@@ -188,7 +195,7 @@ def test_a_feed_quoting_entity_syntax_in_its_text_is_not_refused():
     escaped = (
         '<?xml version="1.0"?><rss version="2.0"><channel><title>XML tips</title>'
         "<item><title>Declaring entities safely</title><link>https://x.example.com/1</link>"
-        "<description><![CDATA[Never write &lt;!ENTITY lol \"lol\"&gt; or <!ENTITY x \"y\"> "
+        '<description><![CDATA[Never write &lt;!ENTITY lol "lol"&gt; or <!ENTITY x "y"> '
         "in a feed.]]></description></item></channel></rss>"
     )
     records = parse_feed(escaped.encode())
@@ -198,7 +205,9 @@ def test_a_feed_quoting_entity_syntax_in_its_text_is_not_refused():
 
 def test_a_malformed_document_never_expands_the_entities_it_declares():
     # A broken comment before the DOCTYPE: the strict parser stops, the loose one takes over.
-    document = bomb(prolog="<!-- a -- b -->", entities='<!ENTITY small "EXPANDED">', body="A &small;")
+    document = bomb(
+        prolog="<!-- a -- b -->", entities='<!ENTITY small "EXPANDED">', body="A &small;"
+    )
     try:
         records = parse_feed(document.encode())
     except SourceError:
@@ -213,8 +222,10 @@ def test_a_malformed_document_never_expands_the_entities_it_declares():
         (b"   \n\t ", "empty"),
         (b"\x00\x01\x02binary\xff\xfe", "Not a readable RSS, Atom or JSON feed"),
         (b"just some words, not a feed", "Not a readable RSS, Atom or JSON feed"),
-        (b"<!DOCTYPE html><html><head><title>Home</title></head><body><p>Hi</p></body></html>",
-         "Not a readable RSS, Atom or JSON feed"),
+        (
+            b"<!DOCTYPE html><html><head><title>Home</title></head><body><p>Hi</p></body></html>",
+            "Not a readable RSS, Atom or JSON feed",
+        ),
         (b'<?xml version="1.0"?><note><to>x</to></note>', "Not a readable RSS, Atom or JSON feed"),
         (b"[1, 2, 3]", "Not a readable RSS, Atom or JSON feed"),
         (b'{"foo": 1}', "Not a JSON Feed: there is no 'items' list."),
@@ -242,7 +253,10 @@ def test_a_valid_but_empty_feed_is_no_error():
 def test_a_byte_order_mark_and_odd_json_items_are_tolerated():
     bom = "\ufeff<rss version='2.0'><channel><item><title>BOM</title></item></channel></rss>"
     assert [r.title for r in parse_feed(bom.encode("utf-8"))] == ["BOM"]
-    mixed = b'{"items": [1, "x", null, {"id": 7, "title": "<b>Kept</b>", "url": "https://a.example/1"}]}'
+    mixed = (
+        b'{"items": [1, "x", null, '
+        b'{"id": 7, "title": "<b>Kept</b>", "url": "https://a.example/1"}]}'
+    )
     records = parse_feed(mixed)
     assert [(r.title, r.platform_id) for r in records] == [("Kept", "7")]
 
@@ -260,9 +274,15 @@ def test_markup_in_titles_and_texts_becomes_plain_text():
 
 @pytest.mark.parametrize(
     "source",
-    [{"type": "rss"}, {"type": "rss", "url": ""}, {"type": "rss", "url": 5},
-     {"type": "rss", "url": "gopher://x.example.com/"}, {"type": "rss", "url": "http://"},
-     {"type": "rss", "url": "http://[::1"}, "javascript:alert(1)"],
+    [
+        {"type": "rss"},
+        {"type": "rss", "url": ""},
+        {"type": "rss", "url": 5},
+        {"type": "rss", "url": "gopher://x.example.com/"},
+        {"type": "rss", "url": "http://"},
+        {"type": "rss", "url": "http://[::1"},
+        "javascript:alert(1)",
+    ],
 )
 def test_bad_rss_source_configurations_are_refused_with_a_reason(source):
     with pytest.raises(SourceError) as caught:
@@ -299,7 +319,9 @@ def test_canonical_url(url, canonical):
 
 def test_the_path_keeps_its_case_and_real_parameters_count():
     assert canonical_url("https://example.com/A") != canonical_url("https://example.com/a")
-    assert canonical_url("https://example.com/a?id=1") != canonical_url("https://example.com/a?id=2")
+    assert canonical_url("https://example.com/a?id=1") != canonical_url(
+        "https://example.com/a?id=2"
+    )
     assert canonical_url("https://www2.example.com/a") == "https://www2.example.com/a"
 
 
@@ -321,7 +343,9 @@ def test_without_a_url_the_platform_id_and_then_the_title_identify_a_record():
     assert fingerprint("rss", None, "guid-1", "A") == fingerprint("rss", None, "guid-1", "B")
     assert fingerprint("rss", None, "guid-1", "A") != fingerprint("rss", None, "guid-2", "A")
     assert fingerprint("rss", None, "guid-1", None) != fingerprint("reddit", None, "guid-1", None)
-    assert fingerprint("rss", None, None, " Same Title ") == fingerprint("rss", None, None, "same title")
+    assert fingerprint("rss", None, None, " Same Title ") == fingerprint(
+        "rss", None, None, "same title"
+    )
     assert fingerprint("rss", "https://example.com/1", "guid-1", None) != fingerprint(
         "rss", None, "guid-1", None
     )
@@ -329,9 +353,9 @@ def test_without_a_url_the_platform_id_and_then_the_title_identify_a_record():
 
 def test_a_records_fingerprint_is_stable_across_parses(tmp_path: Path):
     document = (
-        '<rss version="2.0"><channel><item><title>Acme</title><guid>g1</guid>'
-        "<link>https://www.example.com/acme/?utm_source=feed</link></item></channel></rss>"
-    ).encode()
+        b'<rss version="2.0"><channel><item><title>Acme</title><guid>g1</guid>'
+        b"<link>https://www.example.com/acme/?utm_source=feed</link></item></channel></rss>"
+    )
     first, second = parse_feed(document)[0], parse_feed(document)[0]
     key = fingerprint(first.source, first.url, first.platform_id, first.title)
     assert key == fingerprint(second.source, second.url, second.platform_id, second.title)

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from conftest import make_job
+from feeds import rss_document
 from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from conftest import make_job
-from feeds import rss_document
 from webapp.errors import ConflictError, ValidationError
 from webapp.jobs import service
 from webapp.models import Job, Record, Run
@@ -68,8 +68,14 @@ def claim(db, run: Run) -> Run:
 
 def record(fingerprint: str, title: str = "Acme story") -> dict:
     return {
-        "source": "rss", "fingerprint": fingerprint, "url": f"https://n.example.com/{fingerprint}",
-        "title": title, "text": None, "author": None, "published_at": now(), "metrics": {},
+        "source": "rss",
+        "fingerprint": fingerprint,
+        "url": f"https://n.example.com/{fingerprint}",
+        "title": title,
+        "text": None,
+        "author": None,
+        "published_at": now(),
+        "metrics": {},
         "raw": {},
     }
 
@@ -105,7 +111,9 @@ def test_pause_from_any_resting_state_leaves_the_job_paused_with_no_next_run(
 
 
 @pytest.mark.parametrize("end", ["complete", "fail"])
-def test_a_job_paused_while_running_returns_to_paused_when_the_run_ends(db, project, redis_url, end):
+def test_a_job_paused_while_running_returns_to_paused_when_the_run_ends(
+    db, project, redis_url, end
+):
     job = make_job(project)
     run = claim(db, service.run_now(job))
     service.pause_job(fresh(db, job))
@@ -341,7 +349,11 @@ def test_a_due_slot_becomes_one_queued_run_and_the_job_moves_to_its_next_slot(db
     job = due_job(db, project, slot)
     result = fire_slot(job.public_id, slot, slot + timedelta(seconds=1))
     assert result.run is not None
-    assert (result.run.status, result.run.trigger, result.run.scheduled_for) == ("queued", "schedule", slot)
+    assert (result.run.status, result.run.trigger, result.run.scheduled_for) == (
+        "queued",
+        "schedule",
+        slot,
+    )
     assert result.following == utc(2026, 5, 1, 5)
     assert fresh(db, job).next_run_at == utc(2026, 5, 1, 5)
     assert len(runs_of(db, job)) == 1
@@ -374,8 +386,13 @@ def test_a_slot_of_a_deleted_job_is_ignored(db, project):
 def test_a_slot_due_while_a_run_is_in_progress_is_recorded_as_skipped(db, project, previous):
     slot = utc(2026, 5, 1, 4)
     job = due_job(db, project, slot)
-    busy = Run(project_id=job.project_id, job_id=job.id, trigger="manual",
-               scheduled_for=slot - timedelta(minutes=3), status=previous)
+    busy = Run(
+        project_id=job.project_id,
+        job_id=job.id,
+        trigger="manual",
+        scheduled_for=slot - timedelta(minutes=3),
+        status=previous,
+    )
     db.session.add(busy)
     db.session.commit()
     result = fire_slot(job.public_id, slot, slot + timedelta(seconds=2))
@@ -427,8 +444,15 @@ def test_one_run_per_job_and_slot_is_enforced_by_the_database(db, project):
     job, other = make_job(project, name="one"), make_job(project, name="two")
 
     def insert(for_job: Job) -> None:
-        db.session.add(Run(project_id=for_job.project_id, job_id=for_job.id, trigger="schedule",
-                           scheduled_for=slot, status="queued"))
+        db.session.add(
+            Run(
+                project_id=for_job.project_id,
+                job_id=for_job.id,
+                trigger="schedule",
+                scheduled_for=slot,
+                status="queued",
+            )
+        )
         db.session.commit()
 
     insert(job)

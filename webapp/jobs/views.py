@@ -17,6 +17,7 @@ from ..errors import ConflictError, NotFoundError, ValidationError
 from ..extensions import db, htmx
 from ..models import Job, Record, Run
 from ..prompt import parse_prompt
+from ..projects import current_project
 from ..schedules import ScheduleError, parse_schedule, timezone_names
 from ..timeutil import now
 from . import service
@@ -28,7 +29,7 @@ RECORDS_PER_PAGE = 50
 
 
 def _project():
-    return service.default_project()
+    return current_project()
 
 
 def _job_or_404(job_id: str) -> Job:

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from ..errors import NotFoundError, ValidationError
 from ..extensions import db
 from ..jobs.forms import DATE_RANGES
-from ..jobs.service import default_project
 from ..models import Record, Run
 from ..prompt import parse_prompt
+from ..projects import current_project
 from .service import get_query, submit_query
 
 bp = Blueprint("queries", __name__)
@@ -34,7 +34,7 @@ def query_data_from_form(form) -> dict:
 def _page(values: dict, errors: dict, status: int = 200):
     recent = db.session.scalars(
         select(Run)
-        .where(Run.project_id == default_project().id, Run.trigger == "query")
+        .where(Run.project_id == current_project().id, Run.trigger == "query")
         .order_by(Run.id.desc())
         .limit(RECENT)
     ).all()
@@ -60,7 +60,7 @@ def run_query():
     """Run a query once; show its page, which updates itself until the results are in."""
     values = {**EMPTY, **request.form.to_dict()}
     try:
-        run = submit_query(default_project(), query_data_from_form(request.form))
+        run = submit_query(current_project(), query_data_from_form(request.form))
     except ValidationError as exc:
         return _page(values, exc.errors, 422)
     return redirect(url_for("queries.query_result", query_id=run.public_id), 303)
@@ -68,7 +68,7 @@ def run_query():
 
 def _query_or_404(query_id: str) -> Run:
     try:
-        return get_query(default_project(), query_id)
+        return get_query(current_project(), query_id)
     except NotFoundError:
         abort(404)
 
