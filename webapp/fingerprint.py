@@ -39,3 +39,16 @@ def fingerprint(source: str, url: str | None, platform_id: str | None, title: st
     else:
         key = f"title:{source}:{(title or '').strip().casefold()}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def domain_of(url: str | None) -> str | None:
+    """The host of a record's URL without "www.", for grouping by site."""
+    if not url:
+        return None
+    try:
+        host = (urlsplit(url.strip()).hostname or "").lower()
+    except ValueError:
+        return None
+    if host.startswith("www."):
+        host = host[4:]
+    return host[:255] or None

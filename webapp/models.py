@@ -178,6 +178,8 @@ class Record(db.Model):
     source: Mapped[str] = mapped_column(String(40))
     fingerprint: Mapped[str] = mapped_column(String(64))
     url: Mapped[str | None] = mapped_column(Text)
+    # The URL's host without "www.", kept apart so Analytics can group by it in SQL.
+    domain: Mapped[str | None] = mapped_column(String(255))
     title: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str | None] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(String(500))

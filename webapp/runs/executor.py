@@ -12,7 +12,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 
 from ..extensions import db
-from ..fingerprint import fingerprint
+from ..fingerprint import domain_of, fingerprint
 from ..models import Job, Record, Run
 from ..prompt import parse_prompt, resolve_window
 from ..sources import FetchContext, SourceError, fetch_source, source_label
@@ -261,6 +261,7 @@ def collect_records(
             "source": item.source,
             "fingerprint": key,
             "url": item.url,
+            "domain": domain_of(item.url),
             "title": item.title,
             "text": item.text,
             "author": item.author,
