@@ -70,6 +70,9 @@ def register_web(app: Flask) -> None:
     app.add_template_filter(_duration, "duration")
     app.add_template_filter(_safe_href, "safe_href")
     app.add_template_global(refresh_trigger)
+    app.add_template_global(viewer_zone)
+    app.add_template_global(_job_timeline, "job_timeline")
+    app.add_template_filter(_clock, "clock")
 
 
 def _relative(value: datetime | None) -> str:
@@ -78,12 +81,12 @@ def _relative(value: datetime | None) -> str:
     return humanize_delta(value - now())
 
 
-def _absolute(value: datetime | None, zone: str = "UTC") -> str:
+def _absolute(value: datetime | None, zone: str | None = None) -> str:
     if value is None:
         return "—"
     from zoneinfo import ZoneInfo
 
-    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+    return value.astimezone(ZoneInfo(zone or viewer_zone())).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _duration(ms: int | None) -> str:
@@ -118,3 +121,25 @@ def refresh_trigger(job, last_run=None) -> str:
         seconds = int((job.next_run_at - now()).total_seconds()) + 2
         return f"load delay:{max(2, min(seconds, 3600))}s"
     return ""
+
+
+def viewer_zone() -> str:
+    """The viewer's IANA timezone, sent by static/app.js in the `tz` cookie; UTC without it."""
+    from .schedules import ScheduleError, validate_timezone
+
+    try:
+        return validate_timezone(request.cookies.get("tz", "UTC")[:64])
+    except ScheduleError:
+        return "UTC"
+
+
+def _job_timeline(job):
+    from .jobs.timeline import day_timeline
+
+    return day_timeline(job, viewer_zone())
+
+
+def _clock(value: datetime, zone: str = "UTC") -> str:
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo(zone)).strftime("%H:%M")

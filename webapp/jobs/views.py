@@ -11,11 +11,11 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..extensions import db, htmx
-from ..models import Job, Record, Run
+from ..models import JOB_STATES, Job, Record, Run
 from ..prompt import parse_prompt
 from ..projects import current_project
 from ..schedules import ScheduleError, parse_schedule, timezone_names
@@ -50,13 +50,55 @@ def index():
     return redirect(url_for("jobs.list_jobs"))
 
 
+JOBS_PER_PAGE = 50
+
+
 @bp.get("/jobs")
 def list_jobs():
-    """The job list."""
+    """The job list, filtered by state and searched by name or prompt."""
+    state = request.args.get("state", "")
+    search = request.args.get("q", "").strip()[:200]
+    page = _page_number()
+    query = select(Job).where(Job.project_id == _project().id)
+    if state in JOB_STATES:
+        query = query.where(Job.state == state)
+    if search:
+        pattern = f"%{escape_like(search)}%"
+        query = query.where(
+            or_(Job.name.ilike(pattern, escape="\\"), Job.prompt.ilike(pattern, escape="\\"))
+        )
     jobs = db.session.scalars(
-        select(Job).where(Job.project_id == _project().id).order_by(Job.id.desc())
+        query.order_by(Job.id.desc()).offset((page - 1) * JOBS_PER_PAGE).limit(JOBS_PER_PAGE + 1)
     ).all()
-    return render_template("jobs/list.html", jobs=jobs)
+    has_next = len(jobs) > JOBS_PER_PAGE
+    jobs = jobs[:JOBS_PER_PAGE]
+    return render_template(
+        "jobs/list.html",
+        jobs=jobs,
+        last_runs=last_runs_of(jobs),
+        state=state,
+        search=search,
+        states=JOB_STATES,
+        page=page,
+        has_next=has_next,
+        filtered=bool(state or search),
+    )
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def last_runs_of(jobs: list[Job]) -> dict[int, Run]:
+    """Each job's latest run that was not skipped, in one query for the whole page."""
+    if not jobs:
+        return {}
+    latest = (
+        select(func.max(Run.id))
+        .where(Run.job_id.in_([job.id for job in jobs]), Run.status != "skipped")
+        .group_by(Run.job_id)
+    )
+    return {run.job_id: run for run in db.session.scalars(select(Run).where(Run.id.in_(latest)))}
 
 
 def _render_form(template: str, values: dict, errors: dict, job: Job | None = None, status=200):
