@@ -3,7 +3,13 @@
 (function () {
   var zone;
   try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { zone = null; }
-  if (zone && document.cookie.indexOf("tz=" + zone) === -1) {
-    document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; samesite=lax";
+  if (!zone) { return; }
+  var current = document.cookie.match(/(?:^|;\s*)tz=([^;]*)/);
+  if (current && decodeURIComponent(current[1]) === zone) { return; }
+  document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; samesite=lax";
+  // A page drawn around "today" was rendered in UTC: draw it again once, in local time.
+  var rendered = document.body && document.body.getAttribute("data-viewer-zone");
+  if (rendered && rendered !== zone && document.querySelector("[data-zone-sensitive]")) {
+    window.location.reload();
   }
 })();

@@ -125,10 +125,12 @@ def refresh_trigger(job, last_run=None) -> str:
 
 def viewer_zone() -> str:
     """The viewer's IANA timezone, sent by static/app.js in the `tz` cookie; UTC without it."""
+    from urllib.parse import unquote
+
     from .schedules import ScheduleError, validate_timezone
 
     try:
-        return validate_timezone(request.cookies.get("tz", "UTC")[:64])
+        return validate_timezone(unquote(request.cookies.get("tz", "UTC"))[:64])
     except ScheduleError:
         return "UTC"
 

@@ -6,6 +6,7 @@ from flask import (
     Blueprint,
     abort,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -209,13 +210,19 @@ def job_row(job_id: str):
 @bp.get("/jobs/<job_id>/status")
 def job_status(job_id: str):
     """The state panel of a job's page (polled while the job runs)."""
-    return render_template("jobs/_status.html", job=_job_or_404(job_id))
+    return _status_panel(_job_or_404(job_id))
+
+
+def _status_panel(job: Job):
+    response = make_response(render_template("jobs/_status.html", job=job))
+    response.headers["HX-Trigger"] = "job-status-changed"  # the run history refreshes too
+    return response
 
 
 def _after_action(job: Job, message: str | None):
     target = request.headers.get("HX-Target", "") if htmx else ""
     if target == "job-status":
-        return render_template("jobs/_status.html", job=job)
+        return _status_panel(job)
     if target == f"job-{job.public_id}":
         return render_template("jobs/_row.html", job=job)
     if message:
