@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
 from redis import Redis
 
 from feeds import FeedServer
@@ -16,6 +18,31 @@ from webapp.extensions import db as _db
 from webapp.launcher import free_port, redis_server_binary, wait_for_redis
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class TimeTravelSessions(SecureCookieSessionInterface):
+    """Session cookies that stay valid when a test moves the clock back with time-machine.
+
+    Flask refuses a cookie signed "in the future"; tests sign in at the real time and then
+    travel to a fixed instant, so the age check is left out here (and only here).
+    """
+
+    def open_session(self, app, request):
+        serializer = self.get_signing_serializer(app)
+        value = request.cookies.get(self.get_cookie_name(app))
+        if serializer is None or not value:
+            return self.session_class()
+        try:
+            return self.session_class(serializer.loads(value))
+        except BadSignature:
+            return self.session_class()
+
+
+def _fresh_g() -> None:
+    from flask import g
+
+    for name in list(g):
+        g.pop(name)
 
 
 def database_url(tmp_path: Path) -> str:
@@ -73,6 +100,10 @@ def app(test_env, monkeypatch):
     for name, value in test_env.items():
         monkeypatch.setenv(name, value)
     app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SERVER_NAME": "localhost"})
+    app.session_interface = TimeTravelSessions()
+    # Requests in tests run inside the fixture's app context, so `g` would carry the signed-in
+    # user and project from one request (and one persona) to the next: start each one clean.
+    app.before_request_funcs.setdefault(None, []).insert(0, _fresh_g)
     with app.app_context():
         _db.drop_all()
         _db.create_all()
@@ -88,15 +119,71 @@ def db(app):
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
 def project(app):
     from webapp.jobs.service import default_project
 
     return default_project()
+
+
+PASSWORD = "correct horse battery"
+
+
+def make_user(email: str, role: str | None, project=None):
+    """A person with `role` in `project` (no membership when role is None)."""
+    from webapp.accounts.models import Membership, User
+    from webapp.accounts.service import hash_password
+
+    user = User(email=email, name=email.split("@")[0].title(), password_hash=hash_password(PASSWORD))
+    _db.session.add(user)
+    _db.session.flush()
+    if role is not None:
+        _db.session.add(Membership(user_id=user.id, project_id=project.id, role=role))
+    _db.session.commit()
+    return user
+
+
+def login(client, user, project=None):
+    """Sign a test client in as `user`, working in `project`."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+        if project is not None:
+            session["project_id"] = project.id
+    return client
+
+
+@pytest.fixture
+def owner(project):
+    return make_user("owner@example.com", "owner", project)
+
+
+@pytest.fixture
+def anonymous(app):
+    """A client that has not signed in."""
+    return app.test_client()
+
+
+@pytest.fixture
+def client(app, owner, project):
+    """A client signed in as the project's owner."""
+    return login(app.test_client(), owner, project)
+
+
+@pytest.fixture
+def persona(app, project):
+    """Return a signed-in client for a role in the project ("outsider": no membership)."""
+
+    def make(role: str):
+        from webapp.jobs.service import ensure_project
+
+        if role == "outsider":
+            other = ensure_project("Elsewhere")
+            user = make_user(f"outsider-{other.id}@example.com", "owner", other)
+            return login(app.test_client(), user, other)
+        user = make_user(f"{role}@example.com", role, project)
+        return login(app.test_client(), user, project)
+
+    return make
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ def live(app):
 
 
 @pytest.fixture
-def page(live):
+def browser_page(live):
+    """A fresh browser page, not signed in."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -46,6 +47,36 @@ def page(live):
         yield page
         browser.close()
         assert errors == [], f"the page logged errors: {errors}"
+
+
+@pytest.fixture
+def page(live, browser_page, owner):
+    """A browser page signed in as the project's owner, through the sign-in form."""
+    from conftest import PASSWORD
+
+    browser_page.goto(live.url + "/login")
+    browser_page.fill("#email", owner.email)
+    browser_page.fill("#password", PASSWORD)
+    browser_page.get_by_role("button", name="Sign in").click()
+    browser_page.wait_for_url(re.compile(r"/jobs$"))
+    return browser_page
+
+
+def test_a_fresh_install_asks_for_the_owner_account(live, browser_page, db):
+    browser_page.goto(live.url + "/jobs")
+    browser_page.wait_for_url(re.compile(r"/setup$"))
+    save_screenshot(browser_page, "setup")
+    browser_page.fill("#email", "ana@example.com")
+    browser_page.fill("#password", "short")
+    browser_page.get_by_role("button", name="Create owner account").click()
+    expect(browser_page.locator("#password-error")).to_contain_text("at least 10 characters")
+    browser_page.fill("#password", "a long enough password")
+    browser_page.get_by_role("button", name="Create owner account").click()
+    browser_page.wait_for_url(re.compile(r"/jobs$"))
+    expect(browser_page.locator(".session")).to_contain_text("ana@example.com")
+    expect(browser_page.locator(".session")).to_contain_text("(owner)")
+    browser_page.goto(live.url + "/setup")
+    browser_page.wait_for_url(re.compile(r"/jobs$"))  # set-up is offered only once
 
 
 def _expected(message: str) -> bool:

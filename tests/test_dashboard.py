@@ -725,13 +725,14 @@ def test_a_polled_row_stops_polling_when_the_run_ends(client, db, project):
 
 
 @pytest.fixture
-def strict_client(app):
+def strict_client(app, owner, project):
     """A second app on the same database and environment, with CSRF protection on."""
+    from conftest import login
     from webapp import create_app
 
     strict = create_app({"TESTING": True})
     assert strict.config.get("WTF_CSRF_ENABLED", True) is not False
-    return strict.test_client()
+    return login(strict.test_client(), owner, project)
 
 
 def test_a_form_post_without_a_csrf_token_is_refused(strict_client, db, project):

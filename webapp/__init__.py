@@ -26,23 +26,35 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     _configure_logging()
 
-    from .extensions import csrf, db, htmx, install_sqlite_tuning, migrate
+    from .extensions import csrf, db, htmx, install_sqlite_tuning, limiter, migrate
 
     install_sqlite_tuning()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter.init_app(app)
 
     from . import models  # noqa: F401  (tables must be known to migrations)
+    from .accounts import models as account_models  # noqa: F401
+    from .accounts.access import init_access
+    from .accounts.views import bp as accounts_bp
+    from .analytics.views import bp as analytics_bp
     from .api import bp as api_bp
     from .cli import register_cli
     from .jobs.views import bp as jobs_bp
     from .queries.views import bp as queries_bp
+    from .storage.views import bp as storage_bp
     from .web import register_web
 
+    init_access(app)
+    app.register_blueprint(accounts_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(queries_bp)
+    app.register_blueprint(storage_bp)
+    app.register_blueprint(analytics_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # the API authenticates with Bearer keys, never cookies
     register_web(app)

@@ -14,11 +14,30 @@ def register_cli(app: Flask) -> None:
     @click.option("--project", "project_name", default="Default", show_default=True,
                   help="Project name; created when missing.")
     @click.option("--name", default="", help="A label to recognise the key by.")
-    def create_api_key_command(scope: str, project_name: str, name: str):
+    @click.option("--user", "user_email", default=None,
+                  help="Act as this account: it must be an owner of the project.")
+    def create_api_key_command(scope: str, project_name: str, name: str, user_email: str | None):
         """Create an API key and print it (shown once) on the last line."""
+        from sqlalchemy import select
+
+        from .accounts.models import Project as _Project  # noqa: F401
+        from .accounts.models import User, role_allows
+        from .accounts.service import membership
         from .api.auth import create_api_key
+        from .extensions import db
         from .jobs.service import ensure_project
 
+        if user_email is not None:
+            # Shell access to the server is operator access; --user applies a person's role.
+            user = db.session.scalar(select(User).where(User.email == user_email.strip().lower()))
+            if user is None:
+                raise click.ClickException(f"No account {user_email}.")
+            project = db.session.scalar(select(_Project).where(_Project.name == project_name))
+            member = membership(user, project.id) if project is not None else None
+            if member is None or not role_allows(member.role, "owner"):
+                raise click.ClickException(
+                    f"{user_email} is not an owner of {project_name!r}: only owners create keys."
+                )
         project = ensure_project(project_name)
         key, secret = create_api_key(project, scope, name)
         click.echo(f"Created {key.public_id} ({scope}) for project {project.name!r}.", err=True)

@@ -93,6 +93,13 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "FETCH_MAX_BYTES": _int(env, "BYTESTACK_FETCH_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
         "ALLOW_LOCAL_FILES": _bool(env, "BYTESTACK_ALLOW_LOCAL_FILES", development),
         "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env, "BYTESTACK_SECURE_COOKIES", not development),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _bool(env, "BYTESTACK_SECURE_COOKIES", not development),
+        "API_RATE_LIMIT": env.get("BYTESTACK_API_RATE_LIMIT", "").strip() or "600 per minute",
         "MAX_CONTENT_LENGTH": _int(env, "BYTESTACK_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
     }
 

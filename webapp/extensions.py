@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_htmx import HTMX
+from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -37,3 +38,13 @@ def install_sqlite_tuning() -> None:
 
     if not event.contains(Engine, "connect", _tune_sqlite):
         event.listen(Engine, "connect", _tune_sqlite)
+
+
+def _client_address() -> str:
+    from flask import request
+
+    return request.remote_addr or "unknown"
+
+
+# Limits live in Redis (REDIS_URL) so every web process shares them.
+limiter = Limiter(key_func=_client_address, default_limits=[])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from flask import abort, g
+
 from .models import Project
 
 
 def current_project() -> Project:
-    """The workspace of this request; every dashboard query is scoped by it."""
-    from .jobs.service import default_project
-
-    return default_project()
+    """The workspace of this request, chosen by the access check; every query is scoped by it."""
+    project = g.get("project")
+    if project is None:
+        abort(403)
+    return project

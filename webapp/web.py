@@ -11,6 +11,7 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from .api.errors import error_response, http_error_as_json, is_api_request
+from .accounts.access import can
 from .extensions import db
 from .schedules import humanize_delta
 from .timeutil import isoformat, now
@@ -71,6 +72,7 @@ def register_web(app: Flask) -> None:
     app.add_template_filter(_safe_href, "safe_href")
     app.add_template_global(refresh_trigger)
     app.add_template_global(viewer_zone)
+    app.add_template_global(can)
     app.add_template_global(_job_timeline, "job_timeline")
     app.add_template_filter(_clock, "clock")
 

@@ -57,6 +57,7 @@ def http_error_as_json(exc: HTTPException):
         404: "There is nothing at this path.",
         405: f"{request.method} is not allowed on this path.",
         413: "The request body is too large.",
+        429: "Too many requests: slow down and retry after the time in Retry-After.",
     }
     message = messages.get(exc.code or 500, exc.description or "Request failed.")
     return error_response(exc.code or 500, message)

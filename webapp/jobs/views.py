@@ -18,6 +18,7 @@ from ..errors import ConflictError, NotFoundError, ValidationError
 from ..extensions import db, htmx
 from ..models import JOB_STATES, Job, Record, Run
 from ..prompt import parse_prompt
+from ..accounts.access import requires
 from ..projects import current_project
 from ..schedules import ScheduleError, parse_schedule, timezone_names
 from ..timeutil import now
@@ -117,6 +118,7 @@ def _render_form(template: str, values: dict, errors: dict, job: Job | None = No
 
 
 @bp.get("/jobs/new")
+@requires("editor")
 def new_job():
     """The New Job form, prefilled from the query string ("Save as job" on a query)."""
     prefill = {k: v for k, v in request.args.items() if k in EMPTY_FORM}
@@ -136,6 +138,7 @@ def create_job():
 
 
 @bp.get("/jobs/<job_id>/edit")
+@requires("editor")
 def edit_job(job_id: str):
     """The edit form of a job."""
     job = _job_or_404(job_id)
@@ -169,12 +172,14 @@ def _preview(values: dict) -> dict:
 
 
 @bp.post("/schedule/preview")
+@requires("viewer")
 def schedule_preview():
     """The live schedule preview under the form (HTMX partial)."""
     return render_template("jobs/_schedule_preview.html", preview=_preview(request.form))
 
 
 @bp.post("/prompt/plan")
+@requires("viewer")
 def prompt_plan():
     """The live query plan under the prompt (HTMX partial)."""
     return render_template("jobs/_plan.html", plan=parse_prompt(request.form.get("prompt", "")))

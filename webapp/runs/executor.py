@@ -16,6 +16,7 @@ from ..fingerprint import domain_of, fingerprint
 from ..models import Job, Record, Run
 from ..prompt import parse_prompt, resolve_window
 from ..sources import FetchContext, SourceError, fetch_source, source_label
+from ..sources.common import credentials_from_environment
 from ..sources.http import FetchError, FetchPolicy
 from ..timeutil import now, parse_timestamp
 
@@ -234,6 +235,7 @@ def collect_records(
         until=until,
         limit=spec.limit,
         query=plan.query_string(),
+        credentials=credentials_from_environment(),
     )
     errors: list[str] = []
     found = []

@@ -1,0 +1,1 @@
+"""Dashboard → Analytics: aggregated charts across a project's or a job's runs."""
