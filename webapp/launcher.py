@@ -79,9 +79,11 @@ def main() -> int:
     else:
         wait_for_redis(env["REDIS_URL"])
     port = env.get("PORT", "5000")
-    # Until accounts exist the dashboard has no sign-in, so it listens on loopback only.
+    # Loopback unless the operator opens it up (BYTESTACK_HOST=0.0.0.0): every page needs a
+    # sign-in, but a fresh install's set-up page is open to whoever reaches it first.
+    host = env.get("BYTESTACK_HOST", "127.0.0.1")
     commands = {
-        "web": [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+        "web": [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
                 "--workers", "2", "--threads", "4", "--access-logfile", "-", "webapp:create_app()"],
         "worker": [sys.executable, str(ROOT / "worker.py")],
         "scheduler": [sys.executable, str(ROOT / "scheduler.py")],
@@ -98,7 +100,7 @@ def main() -> int:
         for name, command in commands.items():
             children.append((name, subprocess.Popen(command, env=env, cwd=ROOT,
                                                     start_new_session=True)))
-        print(f"ByteStack Jobs is running on http://127.0.0.1:{port} — Ctrl-C stops it.",
+        print(f"ByteStack Jobs is running on http://{host}:{port} — Ctrl-C stops it.",
               flush=True)
         while not stopping:
             for name, child in children:
