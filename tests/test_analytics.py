@@ -325,7 +325,10 @@ def test_bad_range_shows_the_error_and_the_default_range(client, seeded):
     assert response.status_code == 200
     assert "The From date must not be after the To date." in response.text
     assert 'role="alert"' in response.text
-    assert "last 30 days" in response.text
+    assert "Showing the last 30 days instead." in response.text
+    # The form keeps the person's choice and dates, so fixing one date is enough.
+    assert '<option value="custom" selected>' in response.text
+    assert 'value="2026-05-09"' in response.text
 
 
 @pytest.mark.parametrize(
