@@ -16,7 +16,7 @@ from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq_scheduler import Scheduler
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
@@ -214,7 +214,7 @@ def reap_lost_runs(connection: Redis) -> list[str]:
     """Fail runs whose worker died or that ran past their timeout; requeue lost queued runs."""
     from flask import current_app
 
-    from .runs.executor import finish_job_after_failure
+    from .runs.executor import fail_run_in_transaction
 
     moment = now()
     stale = timedelta(seconds=current_app.config["STALE_RUN_SECONDS"])
@@ -234,14 +234,9 @@ def reap_lost_runs(connection: Redis) -> list[str]:
             )
         else:
             continue
-        claimed = db.session.execute(
-            update(Run)
-            .where(Run.id == run.id, Run.status == "running")
-            .values(status="failed", error=reason, finished_at=moment)
-        ).rowcount
+        claimed = fail_run_in_transaction(run.id, reason, ("running",))
         db.session.commit()
         if claimed:
-            finish_job_after_failure(run.job_id, reason)
             reaped.append(run.public_id)
             log.warning("reaped run=%s: %s", run.public_id, reason)
     for run in db.session.scalars(select(Run).where(Run.status == "queued")).all():

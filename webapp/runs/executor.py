@@ -15,8 +15,8 @@ from ..extensions import db
 from ..fingerprint import domain_of, fingerprint
 from ..models import Job, Record, Run
 from ..prompt import parse_prompt, resolve_window
+from ..settings.credentials import project_credentials
 from ..sources import FetchContext, SourceError, fetch_source, source_label
-from ..sources.common import credentials_from_environment
 from ..sources.http import FetchError, FetchPolicy
 from ..timeutil import now, parse_timestamp
 
@@ -235,7 +235,7 @@ def collect_records(
         until=until,
         limit=spec.limit,
         query=plan.query_string(),
-        credentials=credentials_from_environment(),
+        credentials=project_credentials(run.project_id),
     )
     errors: list[str] = []
     found = []
@@ -336,30 +336,34 @@ def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) ->
 
 
 def fail_run(run_id: int, reason: str) -> None:
-    """A failed run stores no records and sends its job to `failed`."""
+    """A failed run stores no records and sends its job to `failed`, in one transaction."""
     db.session.rollback()
+    if fail_run_in_transaction(run_id, reason, ("queued", "running")):
+        db.session.commit()
+        log.warning("run failed run_id=%s: %s", run_id, reason)
+    else:
+        db.session.rollback()
+
+
+def fail_run_in_transaction(run_id: int, reason: str, from_statuses: tuple[str, ...]) -> bool:
+    """Mark the run failed (if still in one of `from_statuses`) and its job with it; no commit.
+
+    The run and its job change together so nobody reads a failed run of a `running` job.
+    """
     claimed = db.session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status.in_(("queued", "running")))
+        .where(Run.id == run_id, Run.status.in_(from_statuses))
         .values(status="failed", error=reason, finished_at=now())
     ).rowcount
-    db.session.commit()
-    if claimed:
-        run = db.session.get(Run, run_id)
-        finish_job_after_failure(run.job_id, reason)
-        log.warning("run failed run=%s: %s", run.public_id, reason)
-
-
-def finish_job_after_failure(job_id: int | None, reason: str) -> None:
-    if job_id is None:
-        return
-    job = db.session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-    if job is None:
-        db.session.rollback()
-        return
-    job.last_error = reason
-    _return_job_to_rest(job, failed=True)
-    db.session.commit()
+    if not claimed:
+        return False
+    job_id = db.session.scalar(select(Run.job_id).where(Run.id == run_id))
+    if job_id is not None:
+        job = db.session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+        if job is not None:
+            job.last_error = reason
+            _return_job_to_rest(job, failed=True)
+    return True
 
 
 def _return_job_to_rest(job: Job, failed: bool) -> None:
