@@ -46,6 +46,8 @@ def create_app(config: dict | None = None) -> Flask:
     from .cli import register_cli
     from .jobs.views import bp as jobs_bp
     from .queries.views import bp as queries_bp
+    from .settings import models as settings_models  # noqa: F401
+    from .settings.views import bp as settings_bp
     from .storage.views import bp as storage_bp
     from .web import register_web
 
@@ -55,6 +57,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(queries_bp)
     app.register_blueprint(storage_bp)
     app.register_blueprint(analytics_bp)
+    app.register_blueprint(settings_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # the API authenticates with Bearer keys, never cookies
     register_web(app)

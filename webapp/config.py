@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 
@@ -63,6 +65,24 @@ def database_url(env: dict, instance_path: str) -> str:
     return url
 
 
+def encryption_key(env: dict) -> bytes | None:
+    """BYTESTACK_ENCRYPTION_KEY, a Fernet key, or None to derive one from SECRET_KEY."""
+    raw = env.get("BYTESTACK_ENCRYPTION_KEY", "").strip()
+    if not raw:
+        return None
+    try:
+        decoded = base64.urlsafe_b64decode(raw.encode("ascii"))
+    except (binascii.Error, UnicodeError, ValueError):
+        decoded = b""
+    if len(decoded) != 32:
+        raise ConfigError(
+            "BYTESTACK_ENCRYPTION_KEY must be a Fernet key (32 bytes, URL-safe base64), e.g. "
+            "the output of: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        )
+    return raw.encode("ascii")
+
+
 def load(env: dict | None = None, instance_path: str = "instance") -> dict:
     """Read the whole configuration from the environment."""
     env = dict(os.environ if env is None else env)
@@ -79,6 +99,9 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         engine_options = {"connect_args": {"timeout": 30}}
     return {
         "SECRET_KEY": secret,
+        # Stored secrets (webhook secrets, source credentials) are encrypted with this key,
+        # or with one derived from SECRET_KEY when it is not set.
+        "ENCRYPTION_KEY": encryption_key(env),
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,

@@ -60,4 +60,9 @@ def http_error_as_json(exc: HTTPException):
         429: "Too many requests: slow down and retry after the time in Retry-After.",
     }
     message = messages.get(exc.code or 500, exc.description or "Request failed.")
-    return error_response(exc.code or 500, message)
+    response = error_response(exc.code or 500, message)
+    # The exception's own headers, e.g. the Allow a 405 must carry; the body is ours.
+    for name, value in exc.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import g, jsonify
 
+from ..settings.credentials import project_credentials
 from ..sources import list_sources
-from ..sources.common import credentials_from_environment
 from . import bp
 from .auth import require
 
@@ -14,5 +14,4 @@ from .auth import require
 @require("read")
 def get_sources():
     """Every source with its status (ready, needs_credentials, unavailable) and why."""
-    # Credentials come from the environment until Settings stores them per project.
-    return jsonify(list_sources(credentials_from_environment()))
+    return jsonify(list_sources(project_credentials(g.project.id)))

@@ -22,6 +22,7 @@ WRITABLE = ("name", "prompt", "sources", "schedule", "timezone", "date_range", "
 _RELATIVE = re.compile(r"^(\d{1,4})([hdw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 DEFAULT_LIMIT = 100
+SCHEDULE_MAX_LENGTH = 200  # Job.schedule_value
 
 
 def default_project() -> Project:
@@ -168,6 +169,10 @@ def clean_job_fields(data: dict, current: Job | None = None) -> dict:
             zone = data.get("timezone", current.timezone if current else "UTC")
             try:
                 schedule = parse_schedule(schedule_value, zone)
+                if len(schedule.value) > SCHEDULE_MAX_LENGTH:  # the column's size
+                    raise ScheduleError(
+                        f"A cron expression can be at most {SCHEDULE_MAX_LENGTH} characters."
+                    )
                 cleaned["schedule"] = schedule
             except ScheduleError as exc:
                 errors[exc.field] = exc.message

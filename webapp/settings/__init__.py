@@ -1,0 +1,1 @@
+"""Settings: the project's name, API keys, members, webhooks and source credentials."""

@@ -1,0 +1,51 @@
+"""API keys: create (the secret shown once), list, revoke; for the dashboard and the API."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..api.auth import create_api_key
+from ..errors import NotFoundError, ValidationError
+from ..extensions import db
+from ..models import KEY_SCOPES, ApiKey, Project
+from ..timeutil import now
+
+
+def list_keys(project: Project) -> list[ApiKey]:
+    """Every key of the project, revoked ones too (they say when), newest first."""
+    return list(
+        db.session.scalars(
+            select(ApiKey).where(ApiKey.project_id == project.id).order_by(ApiKey.id.desc())
+        )
+    )
+
+
+def get_key(project: Project, public_id: str) -> ApiKey:
+    key = db.session.scalar(
+        select(ApiKey).where(ApiKey.public_id == public_id, ApiKey.project_id == project.id)
+    )
+    if key is None:
+        raise NotFoundError("No such API key in this project.")
+    return key
+
+
+def create_key(project: Project, name, scope) -> tuple[ApiKey, str]:
+    """Validate and create a key; the secret is returned once and only its hash is kept."""
+    errors: dict[str, str] = {}
+    if not isinstance(name, str) or not name.strip():
+        errors["name"] = "Name the key after what uses it, e.g. “CI export”."
+    elif len(name.strip()) > 100:
+        errors["name"] = "A key name can be at most 100 characters."
+    if scope not in KEY_SCOPES:
+        errors["scope"] = f"Choose a scope: {', '.join(KEY_SCOPES)}."
+    if errors:
+        raise ValidationError(errors)
+    return create_api_key(project, scope, name.strip())
+
+
+def revoke_key(key: ApiKey) -> ApiKey:
+    """Revoke a key: from now on it answers 401. Revoking twice keeps the first time."""
+    if key.revoked_at is None:
+        key.revoked_at = now()
+        db.session.commit()
+    return key
