@@ -181,3 +181,80 @@ def test_a_query_runs_once_and_is_saved_as_a_job(live, page, feed_server, proces
     page.wait_for_url(re.compile(r"/jobs/new"))
     assert page.input_value("#prompt") == "acme story 1"
     assert page.input_value("#sources") == feed
+
+
+def test_storage_browse_filter_and_export_csv(live, page, project, feed_server, processes):
+    from conftest import make_job
+    from webapp.jobs.service import run_now
+
+    feed = feed_server.serve("/feed.xml", rss_document(ITEMS))
+    job = make_job(project, name="Acme store", sources=[feed], date_range={"last": "7d"},
+                   prompt="acme OR globex")
+    processes.worker()
+    run_now(job)
+    download = page.get_by_role("link", name="Download JSON").first
+    for _ in range(60):  # the result file is listed once its run has completed
+        page.goto(live.url + "/storage")
+        if download.count():
+            break
+        page.wait_for_timeout(500)
+    expect(download).to_be_visible()
+    save_screenshot(page, "storage")
+    page.get_by_role("link", name="Records").click()
+    page.wait_for_url(re.compile(r"/storage/records"))
+    expect(page.locator("#record-results")).to_contain_text("Globex earnings")
+    page.fill("#filter-q", "story 1")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"q=story"))
+    expect(page.locator("#record-results")).not_to_contain_text("Globex earnings")
+    expect(page.locator("#record-results")).to_contain_text("Acme story 1")
+    save_screenshot(page, "storage-records")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CSV", exact=True).click()
+    csv_text = open(download_info.value.path(), encoding="utf-8").read()
+    rows = csv_text.strip().splitlines()
+    assert rows[0].startswith("id,") or "title" in rows[0]
+    assert any("Acme story 1" in row for row in rows[1:])  # 1, 10, 11, 12 match
+    assert not any("Globex" in row for row in rows)
+
+
+def test_analytics_shows_charts_with_their_numbers(live, page, project, feed_server, processes):
+    from conftest import make_job
+    from webapp.jobs.service import run_now
+
+    feed = feed_server.serve("/feed.xml", rss_document(ITEMS))
+    job = make_job(project, name="Acme charts", sources=[feed], date_range={"last": "7d"})
+    processes.worker()
+    run_now(job)
+    page.goto(f"{live.url}/jobs/{job.public_id}")
+    page.locator("#run-history .badge-completed").wait_for(timeout=30_000)
+    page.goto(live.url + "/analytics")
+    charts = page.locator("figure img")
+    expect(charts.first).to_be_visible()
+    assert charts.count() >= 5
+    for index in range(charts.count()):  # every chart image really loads and draws
+        chart = charts.nth(index)
+        chart.scroll_into_view_if_needed()  # the images load lazily
+        loaded = "(img) => img.complete && img.naturalWidth > 0"
+        for _ in range(50):
+            if chart.evaluate(loaded):
+                break
+            page.wait_for_timeout(100)
+        assert chart.evaluate(loaded), f"chart {index} did not load"
+    expect(page.locator("table").first).to_contain_text("12")
+    save_screenshot(page, "analytics")
+
+
+def test_settings_create_an_api_key_shown_once(live, page):
+    page.goto(live.url + "/settings/api-keys")
+    page.fill("input[name=name]", "CI key")
+    page.select_option("select[name=scope]", "read")
+    page.get_by_role("button", name=re.compile("Create")).click()
+    revealed = page.locator("#revealed-value")
+    expect(revealed).to_be_visible()
+    secret = revealed.input_value()
+    assert secret.startswith("bsk_") and len(secret) > 30
+    save_screenshot(page, "settings-api-keys")
+    page.goto(live.url + "/settings/api-keys")
+    assert secret not in page.content()  # shown once, never again
+    expect(page.locator("body")).to_contain_text("CI key")
