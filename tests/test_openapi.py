@@ -531,3 +531,9 @@ def test_api_matches_its_openapi_document(app, seeded, api_key, project):
     assert set(answered) == operations - {f"GET {DOC_PATH}"}
     no_success = {label for label, codes in answered.items() if not codes & set(range(200, 300))}
     assert not no_success, answered
+
+
+def test_the_dashboard_job_page_with_nul_in_its_id_is_not_found(client):
+    """The same lookup (jobs.service.get_job) serves the dashboard."""
+    assert client.get("/jobs/job_%00").status_code == 404
+    assert client.get("/jobs/job_%00/edit").status_code == 404

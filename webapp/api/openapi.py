@@ -830,6 +830,14 @@ def _paths() -> dict:
                 {
                     "200": {
                         "description": "The file, sent as an attachment.",
+                        "headers": {
+                            "Content-Disposition": {
+                                "description": 'attachment; filename="<key, or its .csv or '
+                                '.ndjson name>"',
+                                "required": True,
+                                "schema": {"type": "string", "pattern": "^attachment; "},
+                            }
+                        },
                         "content": {
                             "application/json": {"schema": _ref("ResultFile")},
                             "text/csv": {"schema": {"type": "string"}},

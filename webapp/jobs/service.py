@@ -321,18 +321,23 @@ def delete_job(job: Job) -> None:
 
 
 def get_job(project: Project, public_id: str) -> Job:
-    job = db.session.scalar(
-        select(Job).where(Job.public_id == public_id, Job.project_id == project.id)
-    )
+    job = None
+    # PostgreSQL answers text with NUL with an error, not an empty result; no id holds one.
+    if "\x00" not in public_id:
+        job = db.session.scalar(
+            select(Job).where(Job.public_id == public_id, Job.project_id == project.id)
+        )
     if job is None:
         raise NotFoundError("No job with this id in this project.")
     return job
 
 
 def get_run(project: Project, public_id: str) -> Run:
-    run = db.session.scalar(
-        select(Run).where(Run.public_id == public_id, Run.project_id == project.id)
-    )
+    run = None
+    if "\x00" not in public_id:
+        run = db.session.scalar(
+            select(Run).where(Run.public_id == public_id, Run.project_id == project.id)
+        )
     if run is None:
         raise NotFoundError("No run with this id in this project.")
     return run
