@@ -77,15 +77,20 @@ def clean_date_range(value) -> dict | None:
     return {side: isoformat(moment) for side, moment in moments.items()} or None
 
 
+def _given(data: dict, name: str, creating: bool, errors: dict[str, str]) -> bool:
+    """Whether `name` is in `data`; when creating, its absence is an error."""
+    if name in data:
+        return True
+    if creating:
+        errors[name] = f"{name} is required."
+    return False
+
+
 def _clean_query_part(data: dict, creating: bool, errors: dict[str, str], cleaned: dict) -> None:
     """prompt, sources, limit and date_range: the fields a job shares with a one-off query."""
 
     def require(name: str) -> bool:
-        if name in data:
-            return True
-        if creating:
-            errors[name] = f"{name} is required."
-        return False
+        return _given(data, name, creating, errors)
 
     if require("prompt"):
         prompt = data["prompt"]
@@ -140,11 +145,7 @@ def clean_job_fields(data: dict, current: Job | None = None) -> dict:
     creating = current is None
 
     def require(name: str) -> bool:
-        if name in data:
-            return True
-        if creating:
-            errors[name] = f"{name} is required."
-        return False
+        return _given(data, name, creating, errors)
 
     if require("name"):
         name = data["name"]
