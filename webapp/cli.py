@@ -20,7 +20,7 @@ def register_cli(app: Flask) -> None:
         """Create an API key and print it (shown once) on the last line."""
         from sqlalchemy import select
 
-        from .accounts.models import Project as _Project  # noqa: F401
+        from .accounts.models import Project as _Project
         from .accounts.models import User, role_allows
         from .accounts.service import membership
         from .api.auth import create_api_key

@@ -12,8 +12,7 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if host.startswith("www."):
-        host = host[4:]
+    host = host.removeprefix("www.")
     port = parts.port
     netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else (
         f"{host}:{port}"
@@ -49,6 +48,5 @@ def domain_of(url: str | None) -> str | None:
         host = (urlsplit(url.strip()).hostname or "").lower()
     except ValueError:
         return None
-    if host.startswith("www."):
-        host = host[4:]
+    host = host.removeprefix("www.")
     return host[:255] or None

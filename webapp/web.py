@@ -10,8 +10,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from .api.errors import error_response, http_error_as_json, is_api_request
 from .accounts.access import can
+from .api.errors import error_response, http_error_as_json, is_api_request
 from .extensions import db
 from .schedules import humanize_delta
 from .timeutil import isoformat, now

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..extensions import db
 from ..models import Job, Project, Run
-from ..queueing import enqueue_run, get_redis, sync_schedule_entry
 from ..prompt import parse_prompt
+from ..queueing import enqueue_run, get_redis, sync_schedule_entry
 from ..schedules import Schedule, ScheduleError, parse_schedule
 from ..sources import SourceError, normalise_sources
 from ..timeutil import isoformat, now, parse_timestamp

@@ -14,16 +14,23 @@ from flask import (
 )
 from sqlalchemy import func, or_, select
 
+from ..accounts.access import requires
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..extensions import db, htmx
 from ..models import JOB_STATES, Job, Record, Run
-from ..prompt import parse_prompt
-from ..accounts.access import requires
 from ..projects import current_project
+from ..prompt import parse_prompt
 from ..schedules import ScheduleError, parse_schedule, timezone_names
 from ..timeutil import now
 from . import service
-from .forms import DATE_RANGES, EMPTY_FORM, PRESETS, form_from_job, job_data_from_form, schedule_from_form
+from .forms import (
+    DATE_RANGES,
+    EMPTY_FORM,
+    PRESETS,
+    form_from_job,
+    job_data_from_form,
+    schedule_from_form,
+)
 
 bp = Blueprint("jobs", __name__)
 RUNS_PER_PAGE = 25

@@ -11,8 +11,8 @@ from ..errors import NotFoundError, ValidationError
 from ..extensions import db
 from ..jobs.forms import DATE_RANGES
 from ..models import Record, Run
-from ..prompt import parse_prompt
 from ..projects import current_project
+from ..prompt import parse_prompt
 from .service import get_query, submit_query
 
 bp = Blueprint("queries", __name__)
