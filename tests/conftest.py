@@ -91,6 +91,7 @@ def test_env(tmp_path, redis_url) -> dict:
         "BYTESTACK_RECONCILE_SECONDS": "0.5",
         "BYTESTACK_SCHEDULER_INTERVAL": "0.2",
         "BYTESTACK_FETCH_TIMEOUT": "5",
+        "BYTESTACK_FETCH_MIN_INTERVAL": "0",
         "BYTESTACK_RUN_TIMEOUT": "30",
     }
 

@@ -406,3 +406,54 @@ def test_a_server_slower_than_the_timeout_is_given_up_on(connections, feed_serve
     assert time.perf_counter() - started < 5
     assert "did not answer within 0.5 s" in str(caught.value)
     assert url in str(caught.value)
+
+
+# Politeness and safe retries
+
+
+def test_a_503_is_retried_and_the_second_answer_is_used(feed_server):
+    from webapp.sources.http import FetchPolicy, fetch
+
+    answers = iter([503, 200])
+    feed_server.routes["/flaky"] = {"body": b"ok", "status": 503}
+
+    def body():
+        feed_server.routes["/flaky"]["status"] = next(answers, 200)
+        return b"fine"
+
+    feed_server.routes["/flaky"] = {"body": body, "status": 503}
+    policy = FetchPolicy(timeout=5, allow_private=True, retries=2)
+    response = fetch(feed_server.url("/flaky"), policy)
+    assert response.content == b"fine"
+    assert feed_server.hits["/flaky"] >= 2
+
+
+def test_retries_stop_after_the_policy_allows_and_say_why(feed_server):
+    from webapp.sources.http import FetchError, FetchPolicy, fetch
+
+    url = feed_server.serve("/down", b"busy", status=503)
+    with pytest.raises(FetchError, match="HTTP 503"):
+        fetch(url, FetchPolicy(timeout=5, allow_private=True, retries=1))
+    assert feed_server.hits["/down"] == 2
+
+
+def test_a_404_is_never_retried(feed_server):
+    from webapp.sources.http import FetchError, FetchPolicy, fetch
+
+    url = feed_server.serve("/gone", b"no", status=404)
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch(url, FetchPolicy(timeout=5, allow_private=True, retries=3))
+    assert feed_server.hits["/gone"] == 1
+
+
+def test_requests_to_one_host_are_spaced_by_the_minimum_interval(feed_server):
+    import time
+
+    from webapp.sources.http import FetchPolicy, fetch
+
+    url = feed_server.serve("/polite", b"ok")
+    policy = FetchPolicy(timeout=5, allow_private=True, min_interval=0.4)
+    started = time.monotonic()
+    for _ in range(3):
+        fetch(url, policy)
+    assert time.monotonic() - started >= 0.8  # two waits between three requests

@@ -113,6 +113,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "SCHEDULER_INTERVAL": _float(env, "BYTESTACK_SCHEDULER_INTERVAL", 1.0, minimum=0.05),
         "ALLOW_PRIVATE_NETWORKS": _bool(env, "BYTESTACK_ALLOW_PRIVATE_NETWORKS", False),
         "FETCH_TIMEOUT_SECONDS": _float(env, "BYTESTACK_FETCH_TIMEOUT", 20.0, minimum=0.1),
+        "FETCH_MIN_INTERVAL": _float(env, "BYTESTACK_FETCH_MIN_INTERVAL", 1.0, minimum=0.0),
+        "FETCH_RETRIES": _int(env, "BYTESTACK_FETCH_RETRIES", 2, minimum=0),
         "FETCH_MAX_BYTES": _int(env, "BYTESTACK_FETCH_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
         "ALLOW_LOCAL_FILES": _bool(env, "BYTESTACK_ALLOW_LOCAL_FILES", development),
         "WTF_CSRF_TIME_LIMIT": None,

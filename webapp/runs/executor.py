@@ -229,6 +229,8 @@ def collect_records(
             timeout=config["FETCH_TIMEOUT_SECONDS"],
             max_bytes=config["FETCH_MAX_BYTES"],
             allow_private=config["ALLOW_PRIVATE_NETWORKS"],
+            min_interval=config["FETCH_MIN_INTERVAL"],
+            retries=config["FETCH_RETRIES"],
         ),
         allow_local_files=config["ALLOW_LOCAL_FILES"],
         since=since,

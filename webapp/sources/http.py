@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -32,6 +34,11 @@ class FetchPolicy:
     # Networks reachable even when private ones are refused ("10.1.0.0/16", "127.0.0.0/8"):
     # one internal mirror, or loopback in a test that must see every other private hop refused.
     allowed_networks: tuple[str, ...] = ()
+    # Politeness: at least this many seconds between two requests to one host (per process).
+    min_interval: float = 0.0
+    # Extra attempts after a refused connection or a 429/502/503/504 answer: a GET that
+    # never reached the server, or that the server asked to repeat, is safe to send again.
+    retries: int = 0
 
 
 @dataclass
@@ -104,8 +111,60 @@ def _pinned(url: str, address: str) -> tuple[httpx.URL, dict, dict]:
     )
 
 
+RETRY_STATUSES = frozenset((429, 502, 503, 504))
+MAX_RETRY_WAIT = 10.0
+
+
+class _Retryable(FetchError):
+    def __init__(self, message: str, wait: float | None = None):
+        super().__init__(message)
+        self.wait = wait
+
+
+class _HostPacer:
+    """Spaces requests to one host by the policy's interval, across a process's threads."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}
+
+    def wait(self, host: str, interval: float) -> None:
+        if interval <= 0:
+            return
+        with self._lock:
+            moment = time.monotonic()
+            start = max(moment, self._next.get(host, 0.0))
+            self._next[host] = start + interval
+        if start > moment:
+            time.sleep(start - moment)
+
+
+_pacer = _HostPacer()
+
+
 def fetch(url: str, policy: FetchPolicy, headers: dict | None = None) -> Response:
-    """GET a URL under the policy; raise FetchError with a readable reason."""
+    """GET a URL under the policy, politely and with safe retries; raise a readable FetchError."""
+    attempt = 0
+    while True:
+        try:
+            return _fetch_once(url, policy, headers)
+        except _Retryable as exc:
+            if attempt >= policy.retries:
+                raise FetchError(str(exc)) from None
+            wait = exc.wait if exc.wait is not None else 0.5 * 2**attempt
+            if wait > MAX_RETRY_WAIT:
+                raise FetchError(str(exc)) from None
+            time.sleep(wait)
+            attempt += 1
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    return None
+
+
+def _fetch_once(url: str, policy: FetchPolicy, headers: dict | None) -> Response:
     request_headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     request_headers.update(headers or {})
     timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 10.0))
@@ -117,6 +176,7 @@ def fetch(url: str, policy: FetchPolicy, headers: dict | None = None) -> Respons
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             target, host_header, extensions = _pinned(current, check_url(current, policy))
+            _pacer.wait(urlsplit(current).hostname or "", policy.min_interval)
             try:
                 with client.stream(
                     "GET",
@@ -130,6 +190,12 @@ def fetch(url: str, policy: FetchPolicy, headers: dict | None = None) -> Respons
                             raise FetchError(f"{current} redirected without a Location.")
                         current = urljoin(current, location)
                         continue
+                    if response.status_code in RETRY_STATUSES:
+                        raise _Retryable(
+                            f"{current} answered HTTP {response.status_code} "
+                            f"{response.reason_phrase}.",
+                            _retry_after(response.headers.get("retry-after")),
+                        )
                     if response.status_code >= 400:
                         raise FetchError(
                             f"{current} answered HTTP {response.status_code} "
@@ -148,6 +214,8 @@ def fetch(url: str, policy: FetchPolicy, headers: dict | None = None) -> Respons
                 raise FetchError(
                     f"{current} did not answer within {policy.timeout:g} s."
                 ) from None
+            except httpx.ConnectError as exc:
+                raise _Retryable(f"Could not fetch {current}: {exc or 'connection refused'}.") from None
             except httpx.HTTPError as exc:
                 raise FetchError(f"Could not fetch {current}: {exc or type(exc).__name__}.") from None
         raise FetchError(f"{url} redirected more than {MAX_REDIRECTS} times.")
