@@ -97,3 +97,37 @@ def test_an_unknown_timezone_cookie_falls_back_to_utc(client, project):
     client.set_cookie("tz", "Mars/Olympus")
     page = client.get(f"/jobs/{job.public_id}")
     assert page.status_code == 200 and "Today <small>(UTC)</small>" in page.text
+
+
+def test_the_form_offers_sources_to_pick_and_takes_configured_ones_as_lines(client, project, db, monkeypatch):
+    monkeypatch.delenv("BYTESTACK_YOUTUBE_API_KEY", raising=False)
+    form = client.get("/jobs/new").text
+    assert 'name="source_ids" value="hackernews"' in form
+    youtube = form.split('value="youtube"', 1)[1].split("</label>", 1)[0]
+    assert "disabled" in youtube  # needs a key first
+    assert 'value="linkedin"' not in form  # no public API: not offered
+    web = '{"type": "web", "url": "https://example.com/blog", "item": "article", "title": "h2", "link": "a"}'
+    response = client.post("/jobs/new", data={
+        "name": "Picked", "prompt": "acme", "source_ids": ["hackernews", "reddit"],
+        "sources": f"https://example.com/feed.xml\n{web}", "schedule_kind": "daily",
+        "timezone": "UTC", "limit": "50",
+    })
+    assert response.status_code == 303
+    from sqlalchemy import select
+
+    from webapp.models import Job
+
+    job = db.session.scalars(select(Job).where(Job.name == "Picked")).one()
+    assert [s["type"] for s in job.sources] == ["hackernews", "reddit", "rss", "web"]
+    assert job.sources[3]["item"] == "article"
+    edit = client.get(f"/jobs/{job.public_id}/edit").text
+    assert 'value="hackernews"\n        checked' in edit or 'value="hackernews" checked' in " ".join(edit.split())
+    assert "https://example.com/feed.xml" in edit and "&#34;item&#34;: &#34;article&#34;" in edit
+
+
+def test_a_bad_json_source_line_is_explained_next_to_the_field(client):
+    response = client.post("/jobs/new", data={
+        "name": "Bad", "prompt": "acme", "sources": '{"type": "web", "url": ', "schedule_kind": "daily",
+    })
+    assert response.status_code == 422
+    assert 'id="sources-error"' in response.text

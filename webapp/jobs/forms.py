@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from ..models import Job
@@ -23,6 +24,29 @@ DATE_RANGES = [
     ("30d", "Last 30 days"),
 ]
 _DAILY = re.compile(r"^(\d{1,2}) (\d{1,2}) \* \* \*$")
+# Sources that need parameters (a URL, selectors) are written in the text box, not picked.
+CONFIGURED_SOURCES = frozenset(("rss", "web", "json"))
+
+
+def source_lines(text: str) -> list:
+    """One source a line: an id, a feed URL, or a JSON object for a configured source."""
+    sources: list = []
+    for line in (line.strip() for line in text.splitlines()):
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                sources.append(json.loads(line))
+                continue
+            except ValueError:
+                pass  # kept as text: the service explains what is wrong with it
+        sources.append(line)
+    return sources
+
+
+def source_choices(listed: list[dict]) -> list[dict]:
+    """The sources offered as checkboxes: no parameters needed, and a public API exists."""
+    return [s for s in listed if s["id"] not in CONFIGURED_SOURCES and s["status"] != "unavailable"]
 
 
 def schedule_from_form(form) -> str:
@@ -34,8 +58,12 @@ def schedule_from_form(form) -> str:
     return kind
 
 
+def picked_sources(form) -> list[str]:
+    return form.getlist("source_ids") if hasattr(form, "getlist") else list(form.get("source_ids", []))
+
+
 def job_data_from_form(form) -> dict:
-    sources = [line.strip() for line in form.get("sources", "").splitlines() if line.strip()]
+    sources = picked_sources(form) + source_lines(form.get("sources", ""))
     limit = form.get("limit", "").strip()
     last = form.get("date_range", "")
     return {
@@ -63,7 +91,8 @@ def form_from_job(job: Job) -> dict:
     return {
         "name": job.name,
         "prompt": job.prompt,
-        "sources": "\n".join(s.get("url") or s["type"] for s in job.sources),
+        "source_ids": [s["type"] for s in job.sources if _pickable(s)],
+        "sources": "\n".join(_source_line(s) for s in job.sources if not _pickable(s)),
         "limit": str(job.limit),
         "date_range": (job.date_range or {}).get("last", ""),
         "schedule_kind": kind,
@@ -73,9 +102,22 @@ def form_from_job(job: Job) -> dict:
     }
 
 
+def _pickable(source: dict) -> bool:
+    return set(source) == {"type"} and source["type"] not in CONFIGURED_SOURCES
+
+
+def _source_line(source: dict) -> str:
+    if source["type"] == "rss" and set(source) == {"type", "url"}:
+        return source["url"]
+    if set(source) == {"type"}:
+        return source["type"]
+    return json.dumps(source, ensure_ascii=False)
+
+
 EMPTY_FORM = {
     "name": "",
     "prompt": "",
+    "source_ids": [],
     "sources": "",
     "limit": "100",
     "date_range": "",

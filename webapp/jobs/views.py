@@ -23,13 +23,17 @@ from ..prompt import parse_prompt
 from ..schedules import ScheduleError, parse_schedule, timezone_names
 from ..timeutil import now
 from . import service
+from ..settings.credentials import project_credentials
+from ..sources import list_sources
 from .forms import (
     DATE_RANGES,
     EMPTY_FORM,
     PRESETS,
     form_from_job,
     job_data_from_form,
+    picked_sources,
     schedule_from_form,
+    source_choices,
 )
 
 bp = Blueprint("jobs", __name__)
@@ -121,6 +125,7 @@ def _render_form(template: str, values: dict, errors: dict, job: Job | None = No
         timezones=timezone_names(),
         preview=_preview(values),
         plan=parse_prompt(values.get("prompt", "")),
+        source_choices=source_choices(list_sources(project_credentials(_project().id))),
     ), status
 
 
@@ -128,14 +133,14 @@ def _render_form(template: str, values: dict, errors: dict, job: Job | None = No
 @requires("editor")
 def new_job():
     """The New Job form, prefilled from the query string ("Save as job" on a query)."""
-    prefill = {k: v for k, v in request.args.items() if k in EMPTY_FORM}
+    prefill = {k: v for k, v in request.args.items() if k in EMPTY_FORM and k != "source_ids"}
     return _render_form("jobs/form.html", {**EMPTY_FORM, **prefill}, {})
 
 
 @bp.post("/jobs/new")
 def create_job():
     """Create a job from the form; on errors re-render with each message by its field."""
-    values = {**EMPTY_FORM, **request.form.to_dict()}
+    values = {**EMPTY_FORM, **request.form.to_dict(), "source_ids": picked_sources(request.form)}
     try:
         job = service.create_job(_project(), job_data_from_form(request.form))
     except ValidationError as exc:
@@ -156,7 +161,7 @@ def edit_job(job_id: str):
 def update_job(job_id: str):
     """Save an edited job."""
     job = _job_or_404(job_id)
-    values = {**EMPTY_FORM, **request.form.to_dict()}
+    values = {**EMPTY_FORM, **request.form.to_dict(), "source_ids": picked_sources(request.form)}
     try:
         service.update_job(job, job_data_from_form(request.form))
     except ValidationError as exc:
