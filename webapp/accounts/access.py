@@ -77,9 +77,11 @@ def enforce_access():
         return None
     from .service import has_users
 
-    if not has_users():
-        return redirect(url_for("accounts.setup"))
     if not current_user.is_authenticated:
+        # Only a visitor without a session can be on a fresh install: the check stays off
+        # the path of every signed-in request.
+        if not has_users():
+            return redirect(url_for("accounts.setup"))
         target = url_for("accounts.login", next=request.full_path.rstrip("?"))
         if request.headers.get("HX-Request"):
             # A partial must not swap a sign-in page into a table row: send the page there.

@@ -30,7 +30,7 @@ def hash_password(password: str) -> str:
 
 
 def has_users() -> bool:
-    return db.session.scalar(select(func.count(User.id))) > 0
+    return db.session.scalar(select(select(User.id).limit(1).exists())) or False
 
 
 def _clean_account(email, password, name) -> tuple[str, str, str]:

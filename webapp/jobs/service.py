@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import select
@@ -160,10 +159,14 @@ def clean_job_fields(data: dict, current: Job | None = None) -> dict:
         url = data["webhook_url"]
         if url in (None, ""):
             cleaned["webhook_url"] = None
-        elif not isinstance(url, str) or len(url) > 2000 or not _is_http_url(url):
-            errors["webhook_url"] = "webhook_url must be an http(s) URL."
         else:
-            cleaned["webhook_url"] = url
+            # One rule for every URL that will receive events: the project webhooks' rule.
+            from ..settings.webhooks import clean_url
+
+            try:
+                cleaned["webhook_url"] = clean_url(url)
+            except ValidationError as exc:
+                errors["webhook_url"] = exc.message
     if "schedule" in data or "timezone" in data or creating:
         if require("schedule") or current is not None:
             schedule_value = data.get("schedule", _current_schedule_value(current))
@@ -180,14 +183,6 @@ def clean_job_fields(data: dict, current: Job | None = None) -> dict:
     if errors:
         raise ValidationError(errors)
     return cleaned
-
-
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _current_schedule_value(job: Job | None):
