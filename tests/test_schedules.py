@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -60,7 +61,9 @@ def test_daily_job_runs_once_on_the_spring_forward_day_even_in_the_skipped_hour(
     local_days = [t.astimezone(NEW_YORK).date() for t in runs]
     assert len(set(local_days)) == 4
     assert [d.day for d in local_days] == [7, 8, 9, 10]
-    assert runs[1].astimezone(NEW_YORK).hour == 3  # the skipped 02:30 runs at 03:30
+    # The skipped 02:30 runs at 03:00 EDT, the first minute after the gap (cron's rule).
+    assert runs[1] == utc(2026, 3, 8, 7, 0)
+    assert runs[1].astimezone(NEW_YORK).strftime("%H:%M") == "03:00"
 
 
 def test_daily_job_runs_once_on_the_fall_back_day_in_the_repeated_hour():
@@ -81,7 +84,7 @@ def test_hourly_schedule_never_returns_the_same_instant_twice_across_dst():
     schedule = parse_schedule("every_hour", "Europe/Berlin")
     runs = schedule.next_runs(utc(2026, 3, 28, 20), 30)
     assert len(runs) == len(set(runs))
-    assert all(b > a for a, b in zip(runs, runs[1:]))
+    assert all(b > a for a, b in pairwise(runs))
 
 
 def test_29_february_runs_only_in_leap_years():
@@ -125,6 +128,12 @@ def test_coalescing_picks_the_latest_missed_slot():
     schedule = parse_schedule("every_hour")
     latest = schedule.latest_due(utc(2026, 5, 1, 1), utc(2026, 5, 1, 4, 30))
     assert latest == utc(2026, 5, 1, 4)
+
+
+def test_coalescing_after_a_week_of_downtime_picks_the_last_minute():
+    schedule = parse_schedule("* * * * *", "Europe/Berlin")
+    latest = schedule.latest_due(utc(2026, 3, 25, 12), utc(2026, 4, 1, 12, 0, 40))
+    assert latest == utc(2026, 4, 1, 12)
 
 
 def test_preview_from_now_uses_the_clock():
