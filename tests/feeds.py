@@ -38,8 +38,30 @@ def rss_document(items: list[dict], title: str = "Example News") -> bytes:
     return "".join(parts).encode("utf-8")
 
 
+def trickle(interval: float = 0.5, byte: bytes = b" "):
+    """A body that never ends: one byte every `interval` seconds (serve it as `lambda: trickle()`)."""
+    while True:
+        yield byte
+        time.sleep(interval)
+
+
+def repeated(total: int, block: bytes = b"x" * 65536):
+    """A body of `total` bytes made on the fly, never held in memory whole."""
+    whole, rest = divmod(total, len(block))
+    for _ in range(whole):
+        yield block
+    if rest:
+        yield block[:rest]
+
+
 class FeedServer:
-    """Serves routes set by the test: bytes, a delay, a hang or a redirect per path."""
+    """Serves routes set by the test: bytes, a delay, a hang or a redirect per path.
+
+    `serve(path, body, status=, delay=, type=, redirect=)`; `body` is bytes, or a callable
+    called per request that returns bytes or an iterable of byte chunks, which is streamed
+    (without a Content-Length unless `length=` declares one). `encoding=` sends that
+    Content-Encoding header as it is (the body must already be encoded), `headers=` any more.
+    """
 
     def __init__(self):
         self.routes: dict[str, dict] = {}
@@ -48,7 +70,7 @@ class FeedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 path = self.path.split("?", 1)[0]
                 server.hits[path] = server.hits.get(path, 0) + 1
                 route = server.routes.get(path)
@@ -63,14 +85,23 @@ class FeedServer:
                     self.end_headers()
                     return
                 body = route["body"]() if callable(route["body"]) else route["body"]
+                streamed = not isinstance(body, (bytes, bytearray))
+                length = route.get("length", None if streamed else len(body))
                 self.send_response(route.get("status", 200))
                 self.send_header("Content-Type", route.get("type", "application/rss+xml"))
-                self.send_header("Content-Length", str(len(body)))
+                if length is not None:
+                    self.send_header("Content-Length", str(length))
+                if route.get("encoding"):
+                    self.send_header("Content-Encoding", route["encoding"])
+                for name, value in route.get("headers", {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 try:
-                    self.wfile.write(body)
+                    # HTTP/1.0: without a Content-Length the body ends when the connection does.
+                    for chunk in body if streamed else (body,):
+                        self.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout under test)
+                    pass  # the client gave up (a timeout or a size cap under test)
 
             def log_message(self, *args):
                 pass

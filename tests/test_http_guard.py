@@ -16,7 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from feeds import rss_document
+from feeds import rss_document, trickle
 
 from webapp.sources import http
 from webapp.sources.http import FetchError, FetchPolicy, check_url, fetch
@@ -406,6 +406,39 @@ def test_a_server_slower_than_the_timeout_is_given_up_on(connections, feed_serve
     assert time.perf_counter() - started < 5
     assert "did not answer within 0.5 s" in str(caught.value)
     assert url in str(caught.value)
+
+
+def test_a_server_trickling_its_body_is_given_up_on_at_the_total_deadline(
+    connections, feed_server
+):
+    # Each byte comes well within the timeout, so only a deadline for the whole fetch stops it.
+    url = feed_server.serve("/trickle.xml", lambda: trickle(0.2))
+    started = time.perf_counter()
+    with pytest.raises(FetchError) as caught:
+        fetch(url, FetchPolicy(allow_private=True, timeout=1.5))
+    elapsed = time.perf_counter() - started
+    assert 1.4 < elapsed < 2.5
+    assert str(caught.value) == f"{url} did not finish within 1.5 s."
+
+
+def test_the_deadline_covers_every_redirect_hop(connections, feed_server):
+    # Three hops of 0.6 s each, every one within the 1.5 s timeout, the three together not.
+    for hop in range(3):
+        feed_server.serve(f"/slow{hop}", b"", redirect=f"/slow{hop + 1}", delay=0.6)
+    feed_server.serve("/slow3", FEED)
+    started = time.perf_counter()
+    with pytest.raises(FetchError, match="within 1.5 s"):
+        fetch(feed_server.url("/slow0"), FetchPolicy(allow_private=True, timeout=1.5))
+    assert time.perf_counter() - started < 2.5
+
+
+def test_a_retry_after_longer_than_the_time_left_is_not_waited_for(connections, feed_server):
+    url = feed_server.serve("/busy", b"busy", status=503, headers={"Retry-After": "3"})
+    started = time.perf_counter()
+    with pytest.raises(FetchError, match="HTTP 503"):
+        fetch(url, FetchPolicy(allow_private=True, timeout=1, retries=2))
+    assert time.perf_counter() - started < 1
+    assert feed_server.hits["/busy"] == 1
 
 
 # Politeness and safe retries

@@ -1,7 +1,8 @@
 """The one HTTP client every source fetches through.
 
-Timeouts, a size cap, redirects followed by hand (each hop checked again) and no requests
-to private, loopback, link-local or metadata addresses unless the operator allows them.
+One deadline for the whole fetch, a size cap, redirects followed by hand (each hop checked
+again) and no requests to private, loopback, link-local or metadata addresses unless the
+operator allows them.
 The address check runs on the resolved addresses before any socket is opened, and the
 connection goes to the address that was checked: the host is never resolved a second time,
 so a DNS answer that changes in between (DNS rebinding) cannot reach an internal address.
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 USER_AGENT = "ByteStackJobs/0.1 (+self-hosted scheduled queries)"
@@ -28,6 +30,8 @@ class FetchError(Exception):
 
 @dataclass
 class FetchPolicy:
+    # Seconds the whole fetch may take: connecting, every read, every redirect hop, every
+    # retry and its wait. (Waits for the politeness interval below are not counted.)
     timeout: float = 20.0
     max_bytes: int = 10 * 1024 * 1024
     allow_private: bool = False
@@ -128,32 +132,128 @@ class _HostPacer:
         self._lock = threading.Lock()
         self._next: dict[str, float] = {}
 
-    def wait(self, host: str, interval: float) -> None:
+    def wait(self, host: str, interval: float) -> float:
+        """Sleep until this host may be asked again; return the seconds slept."""
         if interval <= 0:
-            return
+            return 0.0
         with self._lock:
             moment = time.monotonic()
             start = max(moment, self._next.get(host, 0.0))
             self._next[host] = start + interval
         if start > moment:
             time.sleep(start - moment)
+        return max(0.0, start - moment)
 
 
 _pacer = _HostPacer()
 
 
+class _Deadline:
+    """The instant by which a whole fetch must be done, and the socket timeouts it allows."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self._end - time.monotonic()
+
+    def extend(self, seconds: float) -> None:
+        self._end += seconds
+
+    def bound(self, timeout: float | None, error: type[Exception]) -> float:
+        """The smaller of a socket operation's own timeout and the time left; none left is
+        the timeout `error` at once (a socket timeout of 0 would mean non-blocking)."""
+        left = self.left()
+        if left <= 0:
+            raise error("the fetch's deadline has passed")
+        return left if timeout is None else min(timeout, left)
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake ends by the deadline.
+
+    httpcore takes a request's read timeout once per response and applies it to each read,
+    so a body sent a byte at a time within that timeout would never time out; here each
+    socket operation gets only the time left of the whole fetch.
+    """
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline):
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.bound(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._deadline.bound(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        timeout = self._deadline.bound(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(
+            self._stream.start_tls(ssl_context, server_hostname, timeout), self._deadline
+        )
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _BoundedBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: _Deadline):
+        self._backend = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        timeout = self._deadline.bound(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _BoundedStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _BoundedTransport(httpx.HTTPTransport):
+    """httpx's own transport on a network backend bounded by the fetch's deadline.
+
+    httpx offers no argument for the network backend, so the connection pool it built is
+    replaced by the same pool on the bounded backend (tests of the deadline fail if a newer
+    httpx stops using it).
+    """
+
+    def __init__(self, deadline: _Deadline):
+        super().__init__(trust_env=False)
+        if not isinstance(getattr(self, "_pool", None), httpcore.ConnectionPool):
+            raise TypeError("httpx.HTTPTransport no longer keeps its pool as _pool")
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            # No kept-alive connections: a connection is pinned to one host's address and TLS name.
+            max_keepalive_connections=0,
+            network_backend=_BoundedBackend(deadline),
+        )
+
+
 def fetch(url: str, policy: FetchPolicy, headers: dict | None = None) -> Response:
-    """GET a URL under the policy, politely and with safe retries; raise a readable FetchError."""
+    """GET a URL under the policy, politely and with safe retries, all of it within the
+    policy's timeout; raise a readable FetchError."""
+    deadline = _Deadline(policy.timeout)
     attempt = 0
     while True:
         try:
-            return _fetch_once(url, policy, headers)
+            return _fetch_once(url, policy, headers, deadline)
         except _Retryable as exc:
             if attempt >= policy.retries:
                 raise FetchError(str(exc)) from None
             wait = exc.wait if exc.wait is not None else 0.5 * 2**attempt
             if wait > MAX_RETRY_WAIT:
                 raise FetchError(str(exc)) from None
+            if wait >= deadline.left():
+                raise FetchError(
+                    f"{exc} No retry: the {policy.timeout:g} s allowed for the fetch would "
+                    "pass first."
+                ) from None
             time.sleep(wait)
             attempt += 1
 
@@ -164,26 +264,31 @@ def _retry_after(value: str | None) -> float | None:
     return None
 
 
-def _fetch_once(url: str, policy: FetchPolicy, headers: dict | None) -> Response:
+def _fetch_once(
+    url: str, policy: FetchPolicy, headers: dict | None, deadline: _Deadline
+) -> Response:
     request_headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     request_headers.update(headers or {})
     timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 10.0))
-    # No kept-alive connections: a connection is pinned to one host's address and TLS name.
-    limits = httpx.Limits(max_keepalive_connections=0)
     current = url
+    answered = False  # whether any hop sent its status line and headers
     with httpx.Client(
-        timeout=timeout, limits=limits, follow_redirects=False, trust_env=False
+        timeout=timeout, transport=_BoundedTransport(deadline), follow_redirects=False
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             target, host_header, extensions = _pinned(current, check_url(current, policy))
-            _pacer.wait(urlsplit(current).hostname or "", policy.min_interval)
+            # Our own politeness is no time the server took: it does not count.
+            deadline.extend(_pacer.wait(urlsplit(current).hostname or "", policy.min_interval))
             try:
+                if deadline.left() <= 0:
+                    raise httpx.TimeoutException("the fetch's deadline has passed")
                 with client.stream(
                     "GET",
                     target,
                     headers={**request_headers, **host_header},
                     extensions=extensions,
                 ) as response:
+                    answered = True
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:
@@ -209,8 +314,12 @@ def _fetch_once(url: str, policy: FetchPolicy, headers: dict | None) -> Response
                         body.extend(chunk)
                         if len(body) > policy.max_bytes:
                             raise FetchError(_too_large(current, policy))
+                        if deadline.left() <= 0:
+                            raise FetchError(_too_slow(current, policy))
                     return Response(current, response.status_code, response.headers, bytes(body))
             except httpx.TimeoutException:
+                if answered:
+                    raise FetchError(_too_slow(current, policy)) from None
                 raise FetchError(
                     f"{current} did not answer within {policy.timeout:g} s."
                 ) from None
@@ -219,6 +328,10 @@ def _fetch_once(url: str, policy: FetchPolicy, headers: dict | None) -> Response
             except httpx.HTTPError as exc:
                 raise FetchError(f"Could not fetch {current}: {exc or type(exc).__name__}.") from None
         raise FetchError(f"{url} redirected more than {MAX_REDIRECTS} times.")
+
+
+def _too_slow(url: str, policy: FetchPolicy) -> str:
+    return f"{url} did not finish within {policy.timeout:g} s."
 
 
 def _too_large(url: str, policy: FetchPolicy) -> str:
