@@ -9,10 +9,13 @@ reach the network.
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -396,6 +399,110 @@ def test_a_streamed_body_without_length_is_cut_at_the_cap(connections, local_ser
     assert time.perf_counter() - started < 5
     small = f"http://127.0.0.1:{local_server.port}/stream/{32 * 1024}"
     assert len(fetch(small, FetchPolicy(allow_private=True, max_bytes=64 * 1024)).content) == 32768
+
+
+def gzipped(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def zlib_deflated(data: bytes) -> bytes:
+    return zlib.compress(data)
+
+
+def raw_deflated(data: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+def gzip_of_zeros(size: int) -> bytes:
+    """gzip of `size` zero bytes, made a MiB at a time."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1024 * 1024)
+    parts = [compressor.compress(block) for _ in range(size // len(block))]
+    return b"".join([*parts, compressor.flush()])
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", gzipped),
+        ("x-gzip", gzipped),
+        ("GZip", gzipped),
+        ("deflate", zlib_deflated),
+        ("deflate", raw_deflated),
+        ("identity", lambda data: data),
+        ("gzip, gzip", lambda data: gzipped(gzipped(data))),
+        ("gzip,deflate", lambda data: zlib_deflated(gzipped(data))),
+        ("deflate, identity, gzip", lambda data: gzipped(raw_deflated(data))),
+    ],
+)
+def test_a_body_in_gzip_deflate_or_a_chain_of_them_is_decoded(
+    connections, feed_server, encoding, encode
+):
+    url = feed_server.serve("/feed.xml", encode(FEED), encoding=encoding)
+    response = fetch(url, FetchPolicy(allow_private=True))
+    assert response.content == FEED
+
+
+def test_the_client_asks_only_for_the_encodings_it_decodes(connections, local_server):
+    fetch(f"http://127.0.0.1:{local_server.port}/feed.xml", FetchPolicy(allow_private=True))
+    assert local_server.requests[0]["headers"]["Accept-Encoding"] == "gzip, deflate"
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, compress"])
+def test_an_encoding_the_client_cannot_decode_is_a_readable_error(
+    connections, feed_server, encoding
+):
+    url = feed_server.serve("/feed.br", b"\x0b\x02\x80not really", encoding=encoding)
+    with pytest.raises(FetchError) as caught:
+        fetch(url, FetchPolicy(allow_private=True))
+    unknown = encoding.rsplit(", ", 1)[-1]
+    assert str(caught.value) == (
+        f"{url} sent its body with Content-Encoding {unknown}, which this client cannot decode "
+        "(it asks for gzip or deflate)."
+    )
+
+
+def test_a_body_that_is_not_valid_gzip_is_a_readable_error(connections, feed_server):
+    url = feed_server.serve("/bad.gz", b"not gzip at all", encoding="gzip")
+    with pytest.raises(FetchError, match="is not valid gzip"):
+        fetch(url, FetchPolicy(allow_private=True))
+
+
+def test_the_size_cap_counts_decoded_bytes(connections, feed_server):
+    url = feed_server.serve("/big.gz", gzipped(b"x" * 5000), encoding="gzip")
+    with pytest.raises(FetchError, match="more than 4 KiB, the response size cap"):
+        fetch(url, FetchPolicy(allow_private=True, max_bytes=4096))
+    exact = feed_server.serve("/exact.gz", gzipped(b"x" * 4096), encoding="gzip")
+    assert len(fetch(exact, FetchPolicy(allow_private=True, max_bytes=4096)).content) == 4096
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_gzip_bomb_is_cut_at_the_cap_without_expanding_it(connections, feed_server, layers):
+    bomb = gzip_of_zeros(64 * 1024 * 1024)
+    if layers == 2:
+        bomb = gzipped(bomb)
+    url = feed_server.serve("/bomb.gz", bomb, encoding=", ".join(["gzip"] * layers))
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError, match="more than 64 KiB, the response size cap"):
+            fetch(url, FetchPolicy(allow_private=True, max_bytes=64 * 1024))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 2
+    # The cap and a chunk or two per decoding stage, never the 64 MiB the bomb expands to.
+    assert peak < 2 * 1024 * 1024, f"{peak / 2**20:.1f} MiB allocated at the peak"
+
+
+def test_a_long_chain_of_encodings_is_refused(connections, feed_server):
+    body = FEED
+    for _ in range(6):
+        body = gzipped(body)
+    url = feed_server.serve("/deep.gz", body, encoding=", ".join(["gzip"] * 6))
+    with pytest.raises(FetchError, match="6 content encodings"):
+        fetch(url, FetchPolicy(allow_private=True))
 
 
 def test_a_server_slower_than_the_timeout_is_given_up_on(connections, feed_server):

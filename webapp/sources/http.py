@@ -14,6 +14,8 @@ import ipaddress
 import socket
 import threading
 import time
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -22,6 +24,10 @@ import httpx
 
 USER_AGENT = "ByteStackJobs/0.1 (+self-hosted scheduled queries)"
 MAX_REDIRECTS = 5
+# Content codings decoded here, each a bounded stream; "identity" is no coding at all.
+ACCEPT_ENCODING = "gzip, deflate"
+MAX_ENCODINGS = 4
+CHUNK = 64 * 1024
 
 
 class FetchError(Exception):
@@ -269,6 +275,8 @@ def _fetch_once(
 ) -> Response:
     request_headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     request_headers.update(headers or {})
+    # Only what _decoded() reads, whatever the caller asked for.
+    request_headers["Accept-Encoding"] = ACCEPT_ENCODING
     timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 10.0))
     current = url
     answered = False  # whether any hop sent its status line and headers
@@ -309,14 +317,8 @@ def _fetch_once(
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > policy.max_bytes:
                         raise FetchError(_too_large(current, policy))
-                    body = bytearray()
-                    for chunk in response.iter_bytes():
-                        body.extend(chunk)
-                        if len(body) > policy.max_bytes:
-                            raise FetchError(_too_large(current, policy))
-                        if deadline.left() <= 0:
-                            raise FetchError(_too_slow(current, policy))
-                    return Response(current, response.status_code, response.headers, bytes(body))
+                    body = _read_body(response, current, policy, deadline)
+                    return Response(current, response.status_code, response.headers, body)
             except httpx.TimeoutException:
                 if answered:
                     raise FetchError(_too_slow(current, policy)) from None
@@ -328,6 +330,101 @@ def _fetch_once(
             except httpx.HTTPError as exc:
                 raise FetchError(f"Could not fetch {current}: {exc or type(exc).__name__}.") from None
         raise FetchError(f"{url} redirected more than {MAX_REDIRECTS} times.")
+
+
+def _read_body(
+    response: httpx.Response, url: str, policy: FetchPolicy, deadline: _Deadline
+) -> bytes:
+    """The body, decoded here rather than by httpx, whose decoders expand a whole chunk at
+    once (a few hundred bytes of gzip of gzip become hundreds of MiB). The cap holds for the
+    bytes on the wire and for the decoded ones; the deadline is checked between chunks."""
+    stages = _decoders(response.headers.get("content-encoding", ""), url)
+
+    def received() -> Iterator[bytes]:
+        size = 0
+        for chunk in response.iter_raw():
+            size += len(chunk)
+            if size > policy.max_bytes:
+                raise FetchError(_too_large(url, policy))
+            if deadline.left() <= 0:
+                raise FetchError(_too_slow(url, policy))
+            yield chunk
+
+    body = bytearray()
+    for piece in _decoded(received(), stages, url):
+        body += piece
+        if len(body) > policy.max_bytes:
+            raise FetchError(_too_large(url, policy))
+        if deadline.left() <= 0:
+            raise FetchError(_too_slow(url, policy))
+    return bytes(body)
+
+
+class _Inflater:
+    """One gzip or deflate stage that never makes more than CHUNK bytes of output at a time:
+    zlib is asked for at most CHUNK, and what it could not read yet stays its unconsumed_tail."""
+
+    def __init__(self, coding: str, url: str):
+        self.coding = coding
+        self.url = url
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS) if coding == "gzip" else None
+        self._head = b""
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._zlib is None:
+            # "deflate" is zlib-wrapped by the standard, raw in some servers: the first two
+            # bytes tell (a zlib header is a multiple of 31 with compression method 8).
+            self._head += data
+            if len(self._head) < 2:
+                return
+            header = int.from_bytes(self._head[:2], "big")
+            wrapped = self._head[0] & 0x0F == 8 and header % 31 == 0
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            data, self._head = self._head, b""
+        while not self._zlib.eof:  # after the end, the rest is ignored (as httpx does)
+            try:
+                out = self._zlib.decompress(data, CHUNK)
+            except zlib.error as exc:
+                raise FetchError(
+                    f"{self.url} sent a body that is not valid {self.coding} ({exc})."
+                ) from None
+            data = self._zlib.unconsumed_tail
+            if out:
+                yield out
+            # All input read and room left in the output: zlib holds nothing more for now.
+            if not data and len(out) < CHUNK:
+                break
+
+
+def _decoders(header: str, url: str) -> list[str]:
+    """The codings to undo, the last one applied first; a readable error for one not read."""
+    codings = [token.strip().lower() for token in header.split(",")]
+    codings = ["gzip" if c == "x-gzip" else c for c in codings if c and c != "identity"]
+    for coding in codings:
+        if coding not in ("gzip", "deflate"):
+            raise FetchError(
+                f"{url} sent its body with Content-Encoding {coding}, which this client "
+                f"cannot decode (it asks for {ACCEPT_ENCODING.replace(', ', ' or ')})."
+            )
+    if len(codings) > MAX_ENCODINGS:
+        raise FetchError(
+            f"{url} sent its body in {len(codings)} content encodings, one inside the other; "
+            f"at most {MAX_ENCODINGS} are read."
+        )
+    return codings[::-1]
+
+
+def _decoded(chunks: Iterable[bytes], codings: list[str], url: str) -> Iterator[bytes]:
+    """The chunks with every coding undone, stage by stage and lazily: each stage holds one
+    input chunk and makes one output chunk at a time, so no stage holds more than CHUNK."""
+    for coding in codings:
+        chunks = _through(_Inflater(coding, url), chunks)
+    return iter(chunks)
+
+
+def _through(stage: _Inflater, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    for data in chunks:
+        yield from stage.feed(data)
 
 
 def _too_slow(url: str, policy: FetchPolicy) -> str:
