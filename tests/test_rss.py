@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -189,6 +190,145 @@ def test_documents_declaring_entities_are_refused_with_a_clear_error(document):
     assert "entities" in str(caught.value)
     assert "refused" in str(caught.value)
     assert time.perf_counter() - started < 2
+
+
+REFUSED = "The feed declares a DOCTYPE or entities, which feeds never need; refused for safety."
+
+
+def declared(encoding: str, document: str) -> str:
+    return document.replace('<?xml version="1.0"?>', f'<?xml version="1.0" encoding="{encoding}"?>')
+
+
+EXPANDING = bomb(entities='<!ENTITY small "EXPANDED">', body="&small;")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(declared("UTF-32", EXPANDING).encode("utf-32-le"), id="utf-32le"),
+        pytest.param(declared("UTF-32", EXPANDING).encode("utf-32-be"), id="utf-32be"),
+        pytest.param(
+            codecs.BOM_UTF32_LE + declared("UTF-32", EXPANDING).encode("utf-32-le"),
+            id="utf-32le-bom",
+        ),
+        pytest.param(
+            codecs.BOM_UTF32_BE + declared("UTF-32", EXPANDING).encode("utf-32-be"),
+            id="utf-32be-bom",
+        ),
+        pytest.param(declared("cp037", EXPANDING).encode("cp037"), id="ebcdic-cp037"),
+        pytest.param(declared("cp500", EXPANDING).encode("cp500"), id="ebcdic-cp500"),
+        pytest.param(declared("UTF-16", EXPANDING).encode("utf-16"), id="utf-16"),
+        pytest.param(declared("UTF-16BE", EXPANDING).encode("utf-16-be"), id="utf-16be"),
+        pytest.param(declared("ISO-8859-1", EXPANDING).encode("latin-1"), id="iso-8859-1"),
+    ],
+)
+def test_entities_are_refused_in_every_encoding_the_feed_parser_reads(document):
+    """The check reads the document as feedparser will, not in what expat alone can read."""
+    with pytest.raises(SourceError) as caught:
+        parse_feed(document)
+    assert str(caught.value) == REFUSED
+
+
+NETSCAPE = (
+    '<?xml version="1.0"?><!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+    '"http://my.netscape.com/publish/formats/rss-0.91.dtd"><rss version="0.91"><channel>'
+    "<title>t</title><item><title>Old</title><link>https://x.example.com/1</link></item>"
+    "</channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(NETSCAPE.encode(), id="utf-8"),
+        pytest.param(declared("UTF-16", NETSCAPE).encode("utf-16"), id="utf-16"),
+        pytest.param(declared("UTF-16LE", NETSCAPE).encode("utf-16-le"), id="utf-16le"),
+        pytest.param(declared("UTF-32", NETSCAPE).encode("utf-32"), id="utf-32"),
+    ],
+)
+def test_a_doctype_without_entities_is_refused_too(document):
+    with pytest.raises(SourceError) as caught:
+        parse_feed(document)
+    assert str(caught.value) == REFUSED
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        pytest.param("<!-- a -- b --><!DOCTYPE rss>", id="doctype-after-a-broken-comment"),
+        pytest.param("<!-- a -- b -->\n<!entity x 'y'>", id="lower-case-entity"),
+        pytest.param(
+            '<!--\n<!DOCTYPE rss [\n<!ENTITY small "EXPANDED">\n]>\n-->',
+            id="declarations-in-a-comment",
+        ),
+    ],
+)
+def test_declarations_the_loose_parser_would_read_are_refused(prolog):
+    # feedparser's fallback reads declarations before the root by pattern, even from a
+    # comment, and would expand `&small;` as EXPANDED.
+    document = (
+        f'<?xml version="1.0"?>{prolog}<rss version="2.0"><channel><title>t</title>'
+        "<item><title>A &small;</title><link>https://x.example.com/1</link></item>"
+        "</channel></rss>"
+    )
+    with pytest.raises(SourceError) as caught:
+        parse_feed(document.encode())
+    assert str(caught.value) == REFUSED
+
+
+def test_a_feed_not_well_formed_before_its_root_still_parses_without_declarations():
+    document = (
+        '<?xml version="1.0"?><!-- a -- b --><rss version="2.0"><channel><title>t</title>'
+        "<item><title>Loose</title><link>https://x.example.com/1</link></item></channel></rss>"
+    )
+    assert [r.title for r in parse_feed(document.encode())] == ["Loose"]
+
+
+def feed_titled(title: str, encoding: str) -> str:
+    return (
+        f'<?xml version="1.0" encoding="{encoding}"?><rss version="2.0"><channel>'
+        f"<title>t</title><item><title>{title}</title><link>https://x.example.com/1</link>"
+        "</item></channel></rss>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "encoding", "codec"),
+    [
+        ("Цитата № 17703", "UTF-16", "utf-16"),
+        ("Mãe de utente é presidente", "UTF-16", "utf-16-be"),
+        ("建国35周年纪念", "UTF-16", "utf-16-le"),
+        ("Mãe de utente é presidente", "ISO-8859-1", "latin-1"),
+        ("Цитата № 17703", "windows-1251", "cp1251"),
+        ("Größe", "UTF-32", "utf-32"),
+        ("Straße café", "cp037", "cp037"),
+        ("建国35周年纪念", "gb2312", "gb2312"),
+        ("Ünïcödé", "UTF-8", "utf-8-sig"),
+    ],
+)
+def test_feeds_in_other_encodings_still_parse_to_the_right_characters(title, encoding, codec):
+    document = feed_titled(title, encoding).encode(codec)
+    if codec in ("utf-16-be", "utf-16-le"):
+        document = "\ufeff".encode(codec) + document
+    assert [r.title for r in parse_feed(document)] == [title]
+
+
+def test_an_html_page_with_its_doctype_is_reported_as_no_feed():
+    for page in (
+        b"<!DOCTYPE html><html><head><title>Home</title></head><body><p>Hi</p></body></html>",
+        b"<!doctype html>\n<html lang=en><head><title>Home</title><body><p>Hi<br></body>",
+    ):
+        with pytest.raises(SourceError) as caught:
+            parse_feed(page)
+        assert str(caught.value).startswith("Not a readable RSS, Atom or JSON feed")
+
+
+def test_a_body_naming_a_local_file_is_not_read_as_that_file(tmp_path):
+    # feedparser.parse(bytes) opens bytes that name an existing file.
+    local = tmp_path / "feed.xml"
+    local.write_bytes(feed_titled("Local secret", "UTF-8").encode())
+    with pytest.raises(SourceError, match="Not a readable RSS, Atom or JSON feed"):
+        parse_feed(str(local).encode())
 
 
 def test_a_feed_quoting_entity_syntax_in_its_text_is_not_refused():

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import calendar
 import html
+import io
 import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
-from xml.parsers import expat
+from xml.sax import SAXException
+from xml.sax.handler import ContentHandler, ErrorHandler
 
 import feedparser
+from defusedxml import expatreader as defused_expat
+from defusedxml.common import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from feedparser.encodings import convert_to_utf8
 
 from . import FetchContext, SourceError, SourceRecord
 from .http import FetchError, fetch
 
 _TAGS = re.compile(r"<[^>]+>")
-_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _SLASHED_DATE = re.compile(r"^\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$")
 
 
@@ -36,44 +40,63 @@ def _slashed_date(text: str):
 feedparser.registerDateHandler(_slashed_date)
 
 
-class _EntityDeclared(Exception):
+class _RootReached(Exception):
     pass
 
 
-class _PrologEnd(Exception):
+class _StopAtRoot(ContentHandler):
+    def startElement(self, name, attrs):  # the SAX interface names it
+        raise _RootReached
+
+
+REFUSED = "The feed declares a DOCTYPE or entities, which feeds never need; refused for safety."
+# Before the first element, as feedparser's fallback (sanitizer.replace_doctype) divides it.
+_FIRST_ELEMENT = re.compile(rb"<\w")
+_DECLARATION = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_HTML_DOCTYPE = re.compile(rb"<!DOCTYPE\s+html\b[^\[<>]*>", re.IGNORECASE)
+
+
+class _NotAFeed(Exception):
     pass
 
 
-def _raise(exception: type[Exception]):
-    def handler(*_args) -> None:
-        raise exception
+def _as_feedparser_reads(content: bytes) -> bytes:
+    """The document transcoded to UTF-8 exactly as feedparser does it (BOM and '<?xm' sniffing
+    for UTF-16/32 and EBCDIC, the XML declaration, then fallbacks), with its declaration
+    rewritten to say utf-8, so the check below and feedparser read the same text."""
+    return convert_to_utf8({}, content, {})
 
-    return handler
 
+def _check_declarations(document: bytes) -> None:
+    """Refuse a document that declares a DOCTYPE or an entity, which is how XML bombs and
+    external-entity reads start and which no feed needs. `document` is UTF-8 from
+    _as_feedparser_reads.
 
-def _declares_entities(content: bytes) -> bool:
-    """Whether the document type declares entities, which is how XML bombs and external-entity
-    reads start and which no feed needs.
-
-    Expat reads the prolog in the document's own encoding (UTF-16, a long comment first …) and
-    stops at the root element, so a large feed costs nothing and CDATA in its items is no match.
+    defusedxml's expat reader forbids both and stops at the root element, so a large feed
+    costs little and CDATA in its items is no match. feedparser's fallback for a document not
+    well-formed there reads declarations before the first element by pattern (even out of a
+    comment), so those bytes must hold none either. An HTML page's doctype is no feed at all.
     """
-    parser = expat.ParserCreate()
-    parser.EntityDeclHandler = _raise(_EntityDeclared)
-    parser.StartElementHandler = _raise(_PrologEnd)
+    head = document[: match.start()] if (match := _FIRST_ELEMENT.search(document)) else document
+    if _DECLARATION.search(_HTML_DOCTYPE.sub(b"", head)):
+        raise SourceError(REFUSED)
+    parser = defused_expat.create_parser(forbid_dtd=True, forbid_entities=True)
+    parser.setContentHandler(_StopAtRoot())
+    parser.setErrorHandler(ErrorHandler())
     try:
-        parser.Parse(content, True)
-    except _EntityDeclared:
-        return True
-    except (_PrologEnd, expat.ExpatError):
-        # Not well-formed before the root: feedparser falls back to its loose parser,
-        # which expands no declared entities.
-        return False
-    except ValueError:
-        # Expat reads no multi-byte encoding but UTF-8/16 (gb2312, Shift_JIS …); those keep
-        # ASCII bytes as they are, so a declaration shows as bytes.
-        return _ENTITY_DECLARATION.search(content) is not None
-    return False
+        parser.parse(io.BytesIO(document))
+    except DTDForbidden as exc:
+        if (exc.name or "").lower() == "html":
+            raise _NotAFeed from None
+        raise SourceError(REFUSED) from None
+    except (EntitiesForbidden, ExternalReferenceForbidden):
+        raise SourceError(REFUSED) from None
+    except (_RootReached, SAXException):
+        # A SAXParseException: not well-formed before the root, feedparser's loose parser
+        # takes it; the head above held no declaration for it to read.
+        pass
+    if _HTML_DOCTYPE.search(head):
+        raise _NotAFeed
 
 
 def _plain(text: str | None) -> str | None:
@@ -160,9 +183,17 @@ def parse_feed(content: bytes) -> list[SourceRecord]:
         raise SourceError("The feed is empty: the server sent no content.")
     if stripped.startswith(b"{"):
         return _parse_json_feed(stripped)
-    if _declares_entities(content):
-        raise SourceError("The feed declares XML entities, which are refused for safety.")
-    parsed = feedparser.parse(content, sanitize_html=False, resolve_relative_uris=False)
+    document = _as_feedparser_reads(content)
+    try:
+        _check_declarations(document)
+    except _NotAFeed:
+        raise SourceError(
+            "Not a readable RSS, Atom or JSON feed (an HTML page, not a feed)."
+        ) from None
+    # A stream, never bytes: feedparser opens bytes naming a local file as that file.
+    parsed = feedparser.parse(
+        io.BytesIO(document), sanitize_html=False, resolve_relative_uris=False
+    )
     # No entries and no feed format recognised: most often a web page instead of its feed.
     if not parsed.entries and (not parsed.get("version") or (parsed.bozo and not parsed.feed)):
         reason = getattr(parsed, "bozo_exception", None) or "no RSS, Atom or JSON Feed document"
