@@ -1,25 +1,20 @@
-"""Start the scheduler: rq-scheduler's loop plus the reconcile and reaper passes."""
+"""Start the scheduler: rq-scheduler's loop firing job slots, plus reconcile and the reaper."""
 
 from __future__ import annotations
 
-import logging
-
 from webapp import create_app
-from webapp.queueing import get_redis
-from webapp.scheduling import JobScheduler, reconcile
+from webapp.queueing import connect
+from webapp.scheduling import JobScheduler
 
 
 def main() -> None:
     app = create_app()
-    with app.app_context():
-        connection = get_redis()
-        # Rebuild every due entry before the first tick: Redis may be new or flushed.
-        reconcile(connection)
-    scheduler = JobScheduler(app, connection=connection)
-    logging.getLogger("bytestack.scheduler").info(
-        "scheduler started, polling every %.2f s", app.config["SCHEDULER_INTERVAL"]
-    )
-    scheduler.run()
+    if not app.config["REDIS_URL"]:
+        raise SystemExit("REDIS_URL is not set: start the app with `make run` or set it.")
+    # A longer socket timeout than the web's: a frozen Redis makes a tick wait, then retry.
+    connection = connect(app.config["REDIS_URL"], timeout=10)
+    # The first tick rebuilds every due entry from the database: Redis may be new or flushed.
+    JobScheduler(app, connection=connection).run()
 
 
 if __name__ == "__main__":

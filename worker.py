@@ -1,13 +1,13 @@
-"""Start RQ workers on the runs and notifications queues."""
+"""Start an RQ worker on the runs and notifications queues (run several: `make run` does)."""
 
 from __future__ import annotations
 
 import sys
 
-from rq import Worker
-
 from webapp import create_app
 from webapp.queueing import NOTIFICATIONS_QUEUE, RUNS_QUEUE, get_redis
+from webapp.runs.executor import bind_app
+from webapp.runs.worker import RunWorker
 
 
 def main() -> None:
@@ -15,10 +15,8 @@ def main() -> None:
     with app.app_context():
         connection = get_redis()
     # The app is built once here; each run's work horse is a fork that reuses it.
-    from webapp.runs import executor
-
-    executor._app = app
-    worker = Worker([RUNS_QUEUE, NOTIFICATIONS_QUEUE], connection=connection)
+    bind_app(app)
+    worker = RunWorker([RUNS_QUEUE, NOTIFICATIONS_QUEUE], connection=connection)
     worker.work(with_scheduler=False, logging_level="INFO")
 
 

@@ -159,9 +159,10 @@ def test_reaper_fails_a_run_whose_worker_was_killed_and_the_job_goes_to_failed(
     wait_until(lambda: runs_of(db, job, "completed"), 30)
 
 
-def test_a_run_past_its_timeout_is_failed_and_the_worker_keeps_going(
+def test_a_run_past_its_budget_is_failed_with_its_reason_and_the_worker_keeps_going(
     app, db, project, feed_server, processes
 ):
+    """DESIGN.md: a run has a budget below its queue timeout, so it fails cleanly by itself."""
     app.config["RUN_TIMEOUT_SECONDS"] = 2  # the queue carries the timeout set at enqueue
     processes.env["BYTESTACK_RUN_TIMEOUT"] = "2"
     processes.env["BYTESTACK_FETCH_TIMEOUT"] = "30"
@@ -172,7 +173,8 @@ def test_a_run_past_its_timeout_is_failed_and_the_worker_keeps_going(
 
     run = run_now(fresh(db, Job, job.id))
     run = wait_until(lambda: (r := fresh(db, Run, run.id)).status == "failed" and r, 30)
-    assert "timeout" in run.error
+    assert "did not finish within the run's budget of 2 s" in run.error
+    assert run.duration_ms < 5000  # the budget, not the source's 20 s
     assert fresh(db, Job, job.id).state == "failed"
     assert processes.running["worker"].poll() is None
 

@@ -17,7 +17,8 @@ from webapp.errors import ConflictError, ValidationError
 from webapp.jobs import service
 from webapp.models import Job, Record, Run
 from webapp.queueing import SCHEDULED_JOBS_KEY, slot_entry_id
-from webapp.runs.executor import complete_run, execute_run, fail_run
+from webapp.runs.executor import execute_run
+from webapp.runs.lifecycle import complete_run, fail_run
 from webapp.scheduling import fire_slot
 from webapp.timeutil import now
 
@@ -42,6 +43,19 @@ def entries(redis_url: str, job: Job) -> set[str]:
     """The scheduler's due-time entries of a job in Redis."""
     raw = Redis.from_url(redis_url).zrange(SCHEDULED_JOBS_KEY, 0, -1)
     return {e.decode() for e in raw if e.decode().startswith(f"slot-{job.public_id}-")}
+
+
+def live_entries(db, redis_url: str, job: Job) -> set[str]:
+    """The entries that would fire a run. A run's end leaves the entry of a job it failed in
+    Redis; such an entry fires into nothing and is dropped when it falls due."""
+    live = set()
+    for entry in entries(redis_url, job):
+        slot = datetime.fromtimestamp(int(entry.rsplit("-", 1)[1]), UTC)
+        if fresh(db, job).next_run_at == slot and fresh(db, job).is_schedulable:
+            live.add(entry)
+        else:
+            assert fire_slot(job.public_id, slot, slot + timedelta(seconds=1)).run is None
+    return live
 
 
 def set_state(db, job: Job, state: str) -> Job:
@@ -107,7 +121,9 @@ def test_pause_from_any_resting_state_leaves_the_job_paused_with_no_next_run(
     service.pause_job(job)
     job = fresh(db, job)
     assert (job.state, job.enabled, job.next_run_at) == ("paused", False, None)
-    assert entries(redis_url, job) == set()
+    assert live_entries(db, redis_url, job) == set()
+    if state == "active":  # pause knew the slot it cancelled: its entry is gone at once
+        assert entries(redis_url, job) == set()
 
 
 @pytest.mark.parametrize("end", ["complete", "fail"])
@@ -144,7 +160,10 @@ def test_resume_makes_the_job_active_with_its_next_run_from_now(db, project, red
     assert (job.state, job.enabled) == ("active", True)
     # The next slot after now: no burst of the twelve slots missed meanwhile.
     assert job.next_run_at == utc(2026, 5, 4, 12)
-    assert entries(redis_url, job) == {slot_entry_id(job.public_id, utc(2026, 5, 4, 12))}
+    with time_machine.travel(T0 + timedelta(days=3, hours=4), tick=False):
+        assert live_entries(db, redis_url, job) == {
+            slot_entry_id(job.public_id, utc(2026, 5, 4, 12))
+        }
 
 
 def test_resume_of_an_active_job_changes_nothing(db, project):
@@ -196,20 +215,32 @@ def test_run_now_is_refused_while_a_run_is_still_queued(db, project):
     assert len(runs_of(db, job)) == 1
 
 
-def test_run_now_without_a_reachable_queue_records_a_failed_run(app, db, project, redis_url):
+def test_run_now_without_a_reachable_queue_stays_queued_until_the_reaper_queues_it(
+    app, db, project, redis_url
+):
     from webapp.launcher import free_port
+    from webapp.queueing import run_rq_id
+    from webapp.runs.lifecycle import reap
 
     job = make_job(project)
     app.extensions.pop("bytestack_redis", None)
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     run = service.run_now(job)
-    assert run.status == "failed"
-    assert "Could not queue the run" in run.error
+    assert run.status == "queued"  # recorded, nothing lost
     assert fresh(db, job).state == "active"
-    # The failed attempt does not block the next press once the queue is back.
+    with pytest.raises(ConflictError):  # and it counts as in progress
+        service.run_now(fresh(db, job))
+    # Redis is back: the scheduler's reaper hands the run to the queue.
     app.extensions.pop("bytestack_redis", None)
     app.config["REDIS_URL"] = redis_url
-    assert service.run_now(fresh(db, job)).status == "queued"
+    redis = Redis.from_url(redis_url)
+    rq_id = run_rq_id(job.public_id, run.scheduled_for)
+    assert not redis.exists(f"rq:job:{rq_id}")
+    with time_machine.travel(now() + timedelta(seconds=11)):
+        result = reap(redis, 60, 600, 660)
+    assert result.requeued == [run.public_id]
+    assert redis.hget(f"rq:job:{rq_id}", "status") == b"queued"
+    assert db.session.get(Run, run.id).attempts == 2
 
 
 def test_run_now_on_a_paused_job_really_runs_and_the_job_rests_paused(db, project, feed_server):

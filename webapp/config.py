@@ -110,6 +110,17 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "HEARTBEAT_SECONDS": _float(env, "BYTESTACK_HEARTBEAT_SECONDS", 5.0, minimum=0.1),
         "STALE_RUN_SECONDS": _float(env, "BYTESTACK_STALE_RUN_SECONDS", 60.0, minimum=0.5),
         "RECONCILE_SECONDS": _float(env, "BYTESTACK_RECONCILE_SECONDS", 5.0, minimum=0.1),
+        "RECONCILE_FULL_SECONDS": _float(
+            env, "BYTESTACK_RECONCILE_FULL_SECONDS", 300.0, minimum=1.0
+        ),
+        "WORKERS": _int(env, "BYTESTACK_WORKERS", max(2, os.cpu_count() or 1), minimum=1),
+        "WORKER_GRACE_SECONDS": _float(env, "BYTESTACK_WORKER_GRACE_SECONDS", 20.0, minimum=0.0),
+        "FETCH_CONCURRENCY": _int(env, "BYTESTACK_FETCH_CONCURRENCY", 4, minimum=1),
+        "OVERDUE_GRACE_SECONDS": _float(
+            env, "BYTESTACK_OVERDUE_GRACE_SECONDS", 120.0, minimum=1.0
+        ),
+        # Seconds a web request waits for Redis before it carries on without it.
+        "REDIS_TIMEOUT_SECONDS": _float(env, "BYTESTACK_REDIS_TIMEOUT", 2.0, minimum=0.1),
         "SCHEDULER_INTERVAL": _float(env, "BYTESTACK_SCHEDULER_INTERVAL", 1.0, minimum=0.05),
         "ALLOW_PRIVATE_NETWORKS": _bool(env, "BYTESTACK_ALLOW_PRIVATE_NETWORKS", False),
         "FETCH_TIMEOUT_SECONDS": _float(env, "BYTESTACK_FETCH_TIMEOUT", 20.0, minimum=0.1),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -14,15 +14,21 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 from .ids import new_public_id
+from .schedules import Schedule
 from .timeutil import UTCDateTime, now
 
 JOB_STATES = ("active", "running", "paused", "failed")
+# States in which a job keeps its due-time entry: a running job's following slot still
+# fires (and is recorded as skipped while the run goes on).
+SCHEDULABLE_STATES = ("active", "running")
 RUN_STATUSES = ("queued", "running", "completed", "failed", "skipped")
+IN_PROGRESS = ("queued", "running")
 RUN_TRIGGERS = ("schedule", "manual", "api", "query")
 KEY_SCOPES = ("read", "write", "admin")
 
@@ -99,10 +105,27 @@ class Job(db.Model):
     )
 
     @property
-    def schedule(self):
-        from .schedules import Schedule
-
+    def schedule(self) -> Schedule:
         return Schedule(self.schedule_type, self.schedule_value, self.timezone)
+
+    @property
+    def is_schedulable(self) -> bool:
+        """Whether the scheduler keeps a due-time entry for this job."""
+        return schedulable(self.enabled, self.state)
+
+    def is_overdue(self, moment: datetime, grace: timedelta) -> bool:
+        """An active job whose slot passed more than `grace` ago without firing: a silent stop."""
+        return (
+            self.enabled
+            and self.state == "active"
+            and self.next_run_at is not None
+            and self.next_run_at < moment - grace
+        )
+
+    @classmethod
+    def schedulable_clause(cls):
+        """`is_schedulable` in SQL, for the scheduler's queries."""
+        return cls.enabled.is_(True) & cls.state.in_(SCHEDULABLE_STATES)
 
     def last_run(self) -> Run | None:
         return (
@@ -113,12 +136,25 @@ class Job(db.Model):
         )
 
 
+def schedulable(enabled: bool, state: str) -> bool:
+    return bool(enabled) and state in SCHEDULABLE_STATES
+
+
 class Run(db.Model):
     __tablename__ = "runs"
     __table_args__ = (
         # Exactly one run per (job, slot): a second scheduler or a re-delivered queue
         # message cannot make a duplicate.
         UniqueConstraint("job_id", "scheduled_for", name="uq_runs_job_slot"),
+        # At most one queued or running run per job: two "Run now" presses, or one racing a
+        # slot, cannot start two runs (one-off queries have no job, and NULLs never clash).
+        Index(
+            "uq_runs_job_in_progress",
+            "job_id",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
         Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
         # Storage lists a project's completed runs newest first, one keyset page at a time.
         Index("ix_runs_project_status_id", "project_id", "status", "id"),
@@ -144,6 +180,9 @@ class Run(db.Model):
     record_count: Mapped[int] = mapped_column(Integer, default=0)
     new_count: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # How many times the run was handed to the queue: the reaper requeues a queued run whose
+    # queue message was lost or failed before it started, a bounded number of times.
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # A one-off query's parameters (prompt, sources, date_range, limit); None for job runs.
     params: Mapped[dict | None] = mapped_column(JSON)
 
@@ -157,7 +196,7 @@ class Run(db.Model):
 
     @property
     def is_in_progress(self) -> bool:
-        return self.status in ("queued", "running")
+        return self.status in IN_PROGRESS
 
 
 class Record(db.Model):

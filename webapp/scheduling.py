@@ -1,76 +1,272 @@
-"""The scheduler's side: one due-time entry per active job, fired into one run per slot.
+"""The scheduler's side: one due-time entry per schedulable job, fired into one run per slot.
 
 The database is the source of truth; the entries in Redis (rq-scheduler's sorted set) are a
-cache of each job's `next_run_at`, rebuilt by `reconcile` after a flush or a restart.
+cache of each job's `next_run_at`. A tick fires every entry due, in batches: one
+transaction records the batch's runs (bulk INSERT) and moves each job to its following slot
+(compare-and-set on `next_run_at`, so a second scheduler changes nothing), then one
+pipeline queues the runs and replaces the fired entries. An entry leaves Redis only after
+its run is committed, so an error anywhere leaves it due for the next tick.
+
+Its cost follows the slots due, not the number of jobs: entries are read by score and
+removed by id, and reconcile looks at the jobs changed since its last pass (a full pass,
+one query and one scan, runs rarely or when the entry count says Redis lost some).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import Flask
 from redis import Redis
-from rq.exceptions import NoSuchJobError
-from rq.job import Job as RQJob
 from rq_scheduler import Scheduler
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .extensions import db
-from .models import Job, Run
+from .ids import new_public_id
+from .models import IN_PROGRESS, Job, Run, schedulable
 from .queueing import (
+    RUNS_QUEUE,
     SCHEDULED_JOBS_KEY,
-    SCHEDULER_QUEUE,
-    SLOT_MARKER_TASK,
-    enqueue_run,
+    Entry,
+    QueuedRun,
+    all_entries,
+    beat,
+    due_entries,
+    enqueue_runs,
+    entry_count,
     epoch,
-    run_rq_id,
-    slot_entry_id,
+    forget_beat,
+    move_entries,
+    next_due_time,
 )
-from .timeutil import isoformat, now, parse_timestamp
+from .runs.lifecycle import reap
+from .schedules import Schedule
+from .timeutil import isoformat, now
 
 log = logging.getLogger("bytestack.scheduler")
-QUEUED_GRACE = timedelta(seconds=10)
+FIRE_BATCH = 500
+QUERY_CHUNK = 500
+# An entry whose firing raised (a bug, a broken row) waits this long before its next try,
+# so one bad job never turns the loop into a crash loop or a log flood.
+ENTRY_RETRY_SECONDS = 60.0
+MAX_BACKOFF_SECONDS = 30.0
 
 
-def _scheduler(connection: Redis) -> Scheduler:
-    return Scheduler(queue_name=SCHEDULER_QUEUE, connection=connection)
+def queue_timeout(config) -> int:
+    """The RQ timeout of a run: its own budget plus room to fail cleanly by itself first."""
+    return int(config["RUN_TIMEOUT_SECONDS"]) + 60
 
 
-def set_schedule_entry(connection: Redis, job: Job) -> None:
-    """Make Redis hold exactly the entry for the job's `next_run_at` (or none)."""
-    wanted = None
-    if job.enabled and job.state in ("active", "running") and job.next_run_at is not None:
-        wanted = slot_entry_id(job.public_id, job.next_run_at)
-    remove_schedule_entries(connection, job.public_id, keep=wanted)
-    if wanted and connection.zscore(SCHEDULED_JOBS_KEY, wanted) is None:
-        _scheduler(connection).enqueue_at(
-            job.next_run_at.replace(tzinfo=None),  # rq-scheduler reads naive times as UTC
-            SLOT_MARKER_TASK,
-            job.public_id,
-            isoformat(job.next_run_at),
-            job_id=wanted,
-            meta={"bytestack_job": job.public_id, "slot": isoformat(job.next_run_at)},
+# --- entries of one job (the web process keeps them current; reconcile repairs misses) -------
+
+
+def sync_job_entry(connection: Redis, job: Job, previous_slot: datetime | None = None) -> None:
+    """Make Redis hold the entry of the job's `next_run_at` and not the one of `previous_slot`."""
+    wanted = (
+        Entry.of(job.public_id, job.next_run_at)
+        if job.is_schedulable and job.next_run_at is not None
+        else None
+    )
+    stale = []
+    if previous_slot is not None:
+        old = Entry.of(job.public_id, previous_slot)
+        if old != wanted:
+            stale.append(old)
+    move_entries(connection, add=[wanted] if wanted else [], remove=stale)
+
+
+def drop_job_entry(connection: Redis, job_public_id: str, slot: datetime | None) -> None:
+    if slot is not None:
+        move_entries(connection, remove=[Entry.of(job_public_id, slot)])
+
+
+# --- firing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Firing:
+    """What one batch did in the database, and what Redis must do about it."""
+
+    queued: list[QueuedRun] = field(default_factory=list)
+    add: list[Entry] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)  # the Run rows written
+    following: dict[str, datetime] = field(default_factory=dict)  # job -> its next slot
+    failed_entries: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for run in self.runs if run["status"] == "skipped")
+
+
+def _insert(dialect: str):
+    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(Run)
+
+
+def _skip_reason(busy: tuple[str, str]) -> str:
+    public_id, status = busy
+    return (
+        f"Skipped: the previous run {public_id} was still {status} when this slot fell due."
+    )
+
+
+def fire_entries(entries: list[Entry], moment: datetime) -> Firing:
+    """Record the run (or the skip) of each due entry and move its job to its following slot.
+
+    After downtime every missed slot collapses into one catch-up run for the latest one.
+    """
+    firing = Firing()
+    by_job: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_job[entry.job].append(entry)
+    jobs = {}
+    public_ids = list(by_job)
+    for start in range(0, len(public_ids), QUERY_CHUNK):
+        for row in db.session.execute(
+            select(
+                Job.id, Job.public_id, Job.project_id, Job.schedule_type, Job.schedule_value,
+                Job.timezone, Job.next_run_at, Job.enabled, Job.state,
+            ).where(Job.public_id.in_(public_ids[start : start + QUERY_CHUNK]))
+        ):
+            jobs[row.public_id] = row
+    busy: dict[int, tuple[str, str]] = {}
+    ids = [row.id for row in jobs.values()]
+    for start in range(0, len(ids), QUERY_CHUNK):
+        for row in db.session.execute(
+            select(Run.job_id, Run.public_id, Run.status).where(
+                Run.job_id.in_(ids[start : start + QUERY_CHUNK]), Run.status.in_(IN_PROGRESS)
+            )
+        ):
+            busy[row.job_id] = (row.public_id, row.status)
+    db.session.rollback()  # end the read: on SQLite the write below must start afresh
+
+    plans: dict[int, tuple] = {}  # job id -> (row, run slot, following)
+    for public_id, job_entries in by_job.items():
+        row = jobs.get(public_id)
+        if row is None or not schedulable(row.enabled, row.state) or row.next_run_at is None:
+            firing.remove.extend(e.id for e in job_entries)  # deleted, paused or failed
+            continue
+        current = epoch(row.next_run_at)
+        for entry in job_entries:
+            if entry.slot != current:
+                firing.remove.append(entry.id)  # stale: the job was edited since
+        if all(entry.slot != current for entry in job_entries):
+            # Make sure the entry of its real slot exists (a web save may have raced).
+            firing.add.append(Entry(public_id, current))
+            continue
+        try:
+            schedule = Schedule(row.schedule_type, row.schedule_value, row.timezone)
+            run_slot = schedule.latest_due(row.next_run_at, moment)
+            following = schedule.next_after(moment)
+        except Exception:
+            log.exception("cannot compute the slots of job=%s; retrying later", public_id)
+            firing.failed_entries.append(Entry(public_id, current).id)
+            continue
+        plans[row.id] = (row, run_slot, following)
+    if not plans:
+        return firing
+
+    # Compare-and-set: only the scheduler that moves `next_run_at` off the slot owns it.
+    owned: set[int] = set()
+    groups: dict[tuple[datetime, datetime], list[int]] = defaultdict(list)
+    for job_id, (row, _, following) in plans.items():
+        groups[(row.next_run_at, following)].append(job_id)
+    for (slot, following), job_ids in groups.items():
+        owned.update(
+            db.session.scalars(
+                update(Job)
+                .where(Job.id.in_(job_ids), Job.next_run_at == slot, Job.schedulable_clause())
+                .values(next_run_at=following)
+                .returning(Job.id)
+            )
         )
+    written = now()
+    rows = []
+    for job_id in owned:
+        row, run_slot, _ = plans[job_id]
+        values = {
+            "public_id": new_public_id("run"),
+            "project_id": row.project_id,
+            "job_id": job_id,
+            "trigger": "schedule",
+            "scheduled_for": run_slot,
+            "created_at": written,
+            "attempts": 1,
+            "status": "queued",
+            "finished_at": None,
+            "error": None,
+        }
+        if job_id in busy:
+            values.update(status="skipped", finished_at=moment, error=_skip_reason(busy[job_id]))
+        rows.append(values)
+    inserted = _insert_runs(rows)
+    missing = [r for r in rows if r["job_id"] not in inserted and r["status"] == "queued"]
+    if missing:
+        # A run started (Run now) between the read and the insert: this slot is a skip.
+        inserted.update(_record_late_skips(missing, moment))
+    db.session.commit()
+
+    for job_id in owned:
+        row, run_slot, following = plans[job_id]
+        firing.remove.append(Entry(row.public_id, epoch(row.next_run_at)).id)
+        firing.add.append(Entry(row.public_id, epoch(following)))
+        firing.following[row.public_id] = following
+        run = inserted.get(job_id)
+        if run is None:
+            continue  # another scheduler had already recorded this slot
+        firing.runs.append({**run, "job": row.public_id})
+        if run["status"] == "queued":
+            firing.queued.append(QueuedRun.of_job(row.public_id, run_slot, isoformat(run_slot)))
+    for plan_id in plans.keys() - owned:
+        row = plans[plan_id][0]
+        firing.remove.append(Entry(row.public_id, epoch(row.next_run_at)).id)
+    return firing
 
 
-def remove_schedule_entries(connection: Redis, job_public_id: str, keep: str | None = None) -> None:
-    prefix = f"slot-{job_public_id}-"
-    for raw in connection.zrange(SCHEDULED_JOBS_KEY, 0, -1):
-        entry = raw.decode()
-        if entry.startswith(prefix) and entry != keep:
-            _drop_entry(connection, entry)
+def _insert_runs(rows: list[dict]) -> dict[int, dict]:
+    if not rows:
+        return {}
+    statement = (
+        _insert(db.engine.dialect.name)
+        .on_conflict_do_nothing()
+        .returning(Run.job_id, Run.public_id, Run.status, Run.scheduled_for)
+    )
+    result = db.session.execute(statement, rows)
+    return {row.job_id: row._asdict() for row in result}
 
 
-def _drop_entry(connection: Redis, entry: str) -> None:
-    connection.zrem(SCHEDULED_JOBS_KEY, entry)
-    try:
-        RQJob.fetch(entry, connection=connection).delete()
-    except NoSuchJobError:
-        pass
+def _record_late_skips(missing: list[dict], moment: datetime) -> dict[int, dict]:
+    recorded = {}
+    for values in missing:
+        duplicate = db.session.scalar(
+            select(Run.id).where(
+                Run.job_id == values["job_id"], Run.scheduled_for == values["scheduled_for"]
+            )
+        )
+        if duplicate is not None:
+            continue
+        running = db.session.execute(
+            select(Run.public_id, Run.status).where(
+                Run.job_id == values["job_id"], Run.status.in_(IN_PROGRESS)
+            )
+        ).first()
+        skipped = {
+            **values,
+            "status": "skipped",
+            "finished_at": moment,
+            "error": _skip_reason(tuple(running) if running else ("?", "running")),
+        }
+        recorded.update(_insert_runs([skipped]))
+    return recorded
 
 
 @dataclass
@@ -80,174 +276,254 @@ class FireResult:
 
 
 def fire_slot(job_public_id: str, slot: datetime, moment: datetime) -> FireResult:
-    """Record the run (or the skip) of a due slot and move the job to its following slot."""
-    job = db.session.scalar(select(Job).where(Job.public_id == job_public_id))
-    if job is None or not job.enabled or job.state not in ("active", "running"):
+    """Fire one entry (the batch path with a batch of one): the run it recorded, if any."""
+    firing = fire_entries([Entry.of(job_public_id, slot)], moment)
+    if not firing.runs:
         return FireResult(None, None)
-    if job.next_run_at is None or epoch(job.next_run_at) != epoch(slot):
-        return FireResult(None, None)  # a stale entry: the job was edited since
-    schedule = job.schedule
-    # After downtime every missed slot collapses into one catch-up run for the latest one.
-    run_slot = schedule.latest_due(job.next_run_at, moment)
-    following = schedule.next_after(moment)
-    running = db.session.scalar(
-        select(Run)
-        .where(Run.job_id == job.id, Run.status.in_(("queued", "running")))
-        .order_by(Run.id.desc())
-        .limit(1)
-    )
-    if running is not None:
-        run = Run(
-            project_id=job.project_id,
-            job_id=job.id,
-            trigger="schedule",
-            scheduled_for=run_slot,
-            status="skipped",
-            finished_at=moment,
-            error=(
-                f"Skipped: the previous run {running.public_id} was still "
-                f"{running.status} when this slot fell due."
-            ),
-        )
-    else:
-        run = Run(
-            project_id=job.project_id,
-            job_id=job.id,
-            trigger="schedule",
-            scheduled_for=run_slot,
-            status="queued",
-        )
-    db.session.add(run)
-    job.next_run_at = following
-    try:
+    run = db.session.scalar(select(Run).where(Run.public_id == firing.runs[0]["public_id"]))
+    return FireResult(run, firing.following.get(job_public_id))
+
+
+# --- reconcile -------------------------------------------------------------------------------
+
+
+def _schedulable_jobs(since: datetime | None = None):
+    query = select(Job.id, Job.public_id, Job.next_run_at, Job.schedule_type,
+                   Job.schedule_value, Job.timezone).where(Job.schedulable_clause())
+    if since is not None:
+        query = query.where(Job.updated_at >= since)
+    return db.session.execute(query).all()
+
+
+def _fill_missing_next_runs(rows) -> dict[int, datetime]:
+    """A schedulable job with no next slot (an old row, a crash) gets one from now."""
+    filled = {}
+    moment = now()
+    for row in rows:
+        if row.next_run_at is None:
+            following = Schedule(row.schedule_type, row.schedule_value, row.timezone).next_after(
+                moment
+            )
+            db.session.execute(
+                update(Job)
+                .where(Job.id == row.id, Job.next_run_at.is_(None))
+                .values(next_run_at=following)
+            )
+            filled[row.id] = following
+    if filled:
         db.session.commit()
-    except IntegrityError:
-        # Another scheduler already recorded this slot: it owns the firing.
-        db.session.rollback()
-        return FireResult(None, None)
-    return FireResult(run, following)
+    return filled
+
+
+def reconcile(connection: Redis, since: datetime | None = None) -> int:
+    """Make the entries match the database; returns how many were repaired.
+
+    With `since`, only jobs changed since then are checked (and only missing entries added);
+    without it, every job and every entry is compared once (after a flush, at start-up).
+    """
+    rows = _schedulable_jobs(since)
+    filled = _fill_missing_next_runs(rows)
+    db.session.rollback()
+    wanted = {}
+    for row in rows:
+        slot = filled.get(row.id, row.next_run_at)
+        entry = Entry.of(row.public_id, slot)
+        wanted[entry.id] = entry
+    if since is not None:
+        ids = list(wanted)
+        with connection.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.zscore(SCHEDULED_JOBS_KEY, entry_id)
+            scores = pipe.execute()
+        add = [wanted[i] for i, score in zip(ids, scores, strict=True) if score is None]
+        remove: list[str] = []
+    else:
+        present = all_entries(connection)
+        add = [e for i, e in wanted.items() if present.get(i) != e.slot]
+        remove = [i for i in present if i not in wanted]
+    if add or remove:
+        move_entries(connection, add=add, remove=remove)
+        log.info("reconcile repaired %d schedule entries (%s pass)", len(add) + len(remove),
+                 "incremental" if since is not None else "full")
+    return len(add) + len(remove)
+
+
+def schedulable_count() -> int:
+    count = db.session.scalar(select(func.count(Job.id)).where(Job.schedulable_clause()))
+    db.session.rollback()
+    return count or 0
+
+
+# --- the scheduler process -------------------------------------------------------------------
+
+
+class Backoff:
+    def __init__(self, first: float = 0.5, limit: float = MAX_BACKOFF_SECONDS):
+        self.first, self.limit, self.current = first, limit, 0.0
+
+    def next(self) -> float:
+        self.current = min(self.limit, self.current * 2 if self.current else self.first)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
 
 
 class JobScheduler(Scheduler):
-    """rq-scheduler whose entries are job slots in each job's own timezone.
+    """rq-scheduler whose entries are job slots, each computed in the job's own timezone.
 
-    `enqueue_job` is where "this slot fired" and "schedule the following slot" happen
-    together, so a backlog of workers never loses future slots.
+    The loop never dies of a blip: a Redis or database error is logged and retried with
+    backoff; the entries it could not fire stay due. It wakes at the next due entry (or
+    every `interval`), so a slot fires within milliseconds of its time.
     """
 
     def __init__(self, app: Flask, **kwargs):
-        kwargs.setdefault("queue_name", SCHEDULER_QUEUE)
+        kwargs.setdefault("queue_name", RUNS_QUEUE)
         kwargs.setdefault("interval", app.config["SCHEDULER_INTERVAL"])
+        kwargs.setdefault("name", f"{socket.gethostname()}.{os.getpid()}")
         super().__init__(**kwargs)
         self.app = app
-        self._last_reconcile = 0.0
+        self._stopping = False
+        self._born = False
+        self._last_pass = 0.0
+        self._last_full = 0.0
+        self._changed_since: datetime | None = None
+        self._retry_after: dict[str, float] = {}
+        self.fired = 0
 
-    def enqueue_job(self, job: RQJob) -> None:
-        job_public_id = job.meta.get("bytestack_job")
-        slot_text = job.meta.get("slot")
-        _drop_entry(self.connection, job.id)
-        if not job_public_id or not slot_text:
+    # rq-scheduler's handlers raise SystemExit from inside a Redis call; stop between ticks.
+    def _install_signal_handlers(self):
+        def stop(signum, _frame):
+            log.info("scheduler stopping (signal %s)", signum)
+            self._stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+    def run(self, burst: bool = False) -> None:
+        self._install_signal_handlers()
+        backoff = Backoff()
+        log.info("scheduler %s started, polling every %.2f s", self.name, self._interval)
+        try:
+            while not self._stopping:
+                try:
+                    self.tick()
+                    backoff.reset()
+                except Exception as exc:
+                    wait = backoff.next()
+                    log.error("scheduler tick failed (%s: %s); retrying in %.1f s",
+                              type(exc).__name__, exc, wait)
+                    self._sleep(wait)
+                    continue
+                if burst:
+                    break
+                self._sleep(self._until_next_due())
+        finally:
+            self._say_goodbye()
+
+    def tick(self) -> None:
+        if not self._born:
+            self.register_birth()
+            self._born = True
+        self.heartbeat()
+        beat(self.connection, "scheduler", self.name)
+        if not self.acquire_lock():
             return
+        try:
+            self.enqueue_jobs()
+            self.maintain()
+        finally:
+            self.remove_lock()
+
+    def enqueue_jobs(self) -> int:
+        """Fire every due entry, FIRE_BATCH at a time; returns the runs recorded."""
+        moment = now()
+        monotonic = time.monotonic()
+        due = due_entries(self.connection, moment.timestamp(), FIRE_BATCH * 4)
+        entries, junk = [], []
+        for entry_id in due:
+            if self._retry_after.get(entry_id, 0.0) > monotonic:
+                continue
+            entry = Entry.parse(entry_id)
+            (entries if entry else junk).append(entry or entry_id)
+        if junk:
+            move_entries(self.connection, remove=junk)
+        recorded = 0
+        config = self.app.config
+        for start in range(0, len(entries), FIRE_BATCH):
+            with self.app.app_context():
+                try:
+                    firing = fire_entries(entries[start : start + FIRE_BATCH], moment)
+                finally:
+                    db.session.remove()
+            if firing.queued:
+                enqueue_runs(self.connection, firing.queued, queue_timeout(config))
+            move_entries(self.connection, add=firing.add, remove=firing.remove)
+            for entry_id in firing.failed_entries:
+                self._retry_after[entry_id] = monotonic + ENTRY_RETRY_SECONDS
+            recorded += len(firing.runs)
+            if firing.runs:
+                log.info("fired %d slots (%d queued, %d skipped)", len(firing.runs),
+                         len(firing.queued), firing.skipped)
+        self.fired += recorded
+        if len(self._retry_after) > 10_000:
+            self._retry_after = {k: v for k, v in self._retry_after.items() if v > monotonic}
+        return recorded
+
+    def maintain(self) -> None:
+        """Reconcile and reap every RECONCILE_SECONDS; each step fails alone."""
+        config = self.app.config
+        if time.monotonic() - self._last_pass < config["RECONCILE_SECONDS"]:
+            return
+        self._last_pass = time.monotonic()
         with self.app.app_context():
             try:
-                result = fire_slot(job_public_id, parse_timestamp(slot_text), now())
-                if result.run is not None and result.run.status == "queued":
-                    enqueue_run(
-                        job_public_id,
-                        result.run.scheduled_for,
-                        self.app.config["RUN_TIMEOUT_SECONDS"],
-                        connection=self.connection,
-                    )
-                    log.info("slot fired job=%s run=%s", job_public_id, result.run.public_id)
-                elif result.run is not None:
-                    log.info("slot skipped job=%s run=%s", job_public_id, result.run.public_id)
-                if result.following is not None:
-                    fresh = db.session.scalar(select(Job).where(Job.public_id == job_public_id))
-                    if fresh is not None:
-                        set_schedule_entry(self.connection, fresh)
+                self._reconcile(config)
+            except Exception:
+                log.exception("reconcile pass failed; retrying on the next pass")
+                db.session.rollback()
+            try:
+                reap(self.connection, config["STALE_RUN_SECONDS"], config["RUN_TIMEOUT_SECONDS"],
+                     queue_timeout(config))
+            except Exception:
+                log.exception("reaper pass failed; retrying on the next pass")
+                db.session.rollback()
             finally:
                 db.session.remove()
 
-    def enqueue_jobs(self):
-        jobs = super().enqueue_jobs()
-        interval = self.app.config["RECONCILE_SECONDS"]
-        if time.monotonic() - self._last_reconcile >= interval:
-            self._last_reconcile = time.monotonic()
-            with self.app.app_context():
-                try:
-                    reconcile(self.connection)
-                    reap_lost_runs(self.connection)
-                except Exception:
-                    log.exception("reconcile pass failed; retrying on the next pass")
-                finally:
-                    db.session.remove()
-        return jobs
-
-
-def reconcile(connection: Redis) -> int:
-    """Rebuild every due entry from the database; drop entries no job wants. Returns changes."""
-    changes = 0
-    wanted: dict[str, Job] = {}
-    jobs = db.session.scalars(
-        select(Job).where(Job.enabled.is_(True), Job.state.in_(("active", "running")))
-    ).all()
-    for job in jobs:
-        if job.next_run_at is None:
-            job.next_run_at = job.schedule.next_after(now())
-            db.session.commit()
-        wanted[slot_entry_id(job.public_id, job.next_run_at)] = job
-    present = {raw.decode() for raw in connection.zrange(SCHEDULED_JOBS_KEY, 0, -1)}
-    for entry in present:
-        if entry.startswith("slot-") and entry not in wanted:
-            _drop_entry(connection, entry)
-            changes += 1
-    for entry, job in wanted.items():
-        if entry not in present or not connection.exists(f"rq:job:{entry}"):
-            set_schedule_entry(connection, job)
-            changes += 1
-    if changes:
-        log.info("reconcile repaired %d schedule entries", changes)
-    return changes
-
-
-def reap_lost_runs(connection: Redis) -> list[str]:
-    """Fail runs whose worker died or that ran past their timeout; requeue lost queued runs."""
-    from flask import current_app
-
-    from .runs.executor import fail_run_in_transaction
-
-    moment = now()
-    stale = timedelta(seconds=current_app.config["STALE_RUN_SECONDS"])
-    timeout = timedelta(seconds=current_app.config["RUN_TIMEOUT_SECONDS"])
-    reaped: list[str] = []
-    for run in db.session.scalars(select(Run).where(Run.status == "running")).all():
-        if run.started_at is not None and moment - run.started_at > timeout + stale:
-            reason = (
-                f"The run exceeded its timeout of {int(timeout.total_seconds())} s "
-                f"and was stopped."
-            )
-        elif run.heartbeat_at is None or moment - run.heartbeat_at > stale:
-            since = isoformat(run.heartbeat_at or run.started_at)
-            reason = (
-                f"The worker running this run stopped responding (last heartbeat {since}); "
-                f"it was probably killed or its machine was lost."
-            )
+    def _reconcile(self, config) -> None:
+        started = now()
+        full_due = time.monotonic() - self._last_full >= config["RECONCILE_FULL_SECONDS"]
+        if not full_due and entry_count(self.connection) < schedulable_count():
+            full_due = True  # Redis lost entries (a flush, a restart without persistence)
+        if full_due or self._changed_since is None:
+            reconcile(self.connection)
+            self._last_full = time.monotonic()
         else:
-            continue
-        claimed = fail_run_in_transaction(run.id, reason, ("running",))
-        db.session.commit()
-        if claimed:
-            reaped.append(run.public_id)
-            log.warning("reaped run=%s: %s", run.public_id, reason)
-    for run in db.session.scalars(select(Run).where(Run.status == "queued")).all():
-        if run.job is None or moment - run.created_at < QUEUED_GRACE:
-            continue
-        if not connection.exists(f"rq:job:{run_rq_id(run.job.public_id, run.scheduled_for)}"):
-            enqueue_run(
-                run.job.public_id,
-                run.scheduled_for,
-                current_app.config["RUN_TIMEOUT_SECONDS"],
-                connection=connection,
-            )
-            log.info("requeued lost run=%s", run.public_id)
-    return reaped
+            reconcile(self.connection, since=self._changed_since)
+        # Overlap the windows: a save committed during this pass is seen by the next one.
+        self._changed_since = started - timedelta(seconds=2)
+
+    def _until_next_due(self) -> float:
+        try:
+            first = next_due_time(self.connection)
+        except Exception:
+            return self._interval
+        if first is None:
+            return self._interval
+        return max(0.0, min(self._interval, first - time.time()))
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _say_goodbye(self) -> None:
+        try:
+            self.remove_lock()
+            self.register_death()
+            forget_beat(self.connection, "scheduler", self.name)
+        except Exception as exc:
+            log.warning("could not register the scheduler's stop: %s", exc)
+        log.info("scheduler %s stopped after firing %d slots", self.name, self.fired)
+

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
 
+from ..dates import clean_date_range
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..extensions import db
-from ..models import Job, Project, Run
+from ..models import IN_PROGRESS, Job, Project, Record, Run
 from ..prompt import parse_prompt
-from ..queueing import enqueue_run, get_redis, sync_schedule_entry
+from ..queueing import QueuedRun, enqueue_runs, get_redis
 from ..schedules import Schedule, ScheduleError, parse_schedule
+from ..scheduling import drop_job_entry, queue_timeout, sync_job_entry
 from ..sources import SourceError, normalise_sources
-from ..timeutil import isoformat, now, parse_timestamp
+from ..timeutil import isoformat, now
+
+log = logging.getLogger(__name__)
 
 WRITABLE = ("name", "prompt", "sources", "schedule", "timezone", "date_range", "limit", "webhook_url")
-_RELATIVE = re.compile(r"^(\d{1,4})([hdw])$")
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 DEFAULT_LIMIT = 100
 SCHEDULE_MAX_LENGTH = 200  # Job.schedule_value
 
@@ -36,44 +39,6 @@ def ensure_project(name: str) -> Project:
         db.session.add(project)
         db.session.commit()
     return project
-
-
-def relative_delta(text: str) -> timedelta:
-    match = _RELATIVE.match(text)
-    if not match:
-        raise ValueError(text)
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def clean_date_range(value) -> dict | None:
-    if value in (None, "", {}):
-        return None
-    if not isinstance(value, dict):
-        raise ValueError('date_range must be {"last": "24h"} or {"start": ts, "end": ts}.')
-    if "last" in value:
-        last = value["last"]
-        if set(value) != {"last"} or not isinstance(last, str) or not _RELATIVE.match(last):
-            raise ValueError('date_range "last" must look like "24h", "7d" or "2w".')
-        if relative_delta(last) <= timedelta(0):
-            raise ValueError('date_range "last" must be longer than zero.')
-        return {"last": last}
-    unknown = set(value) - {"start", "end"}
-    if unknown:
-        raise ValueError(f"date_range has unknown keys: {', '.join(sorted(unknown))}.")
-    moments = {}
-    for side in ("start", "end"):
-        if value.get(side) in (None, ""):
-            continue
-        if not isinstance(value[side], str):
-            raise ValueError(f"date_range {side} must be an ISO 8601 timestamp.")
-        try:
-            moments[side] = parse_timestamp(value[side])
-        except (ValueError, OverflowError):  # overflow: year 1 or 9999 moved across UTC
-            raise ValueError(f"date_range {side} {value[side]!r} is not an ISO 8601 timestamp.") from None
-    # Compared as instants: as text, "…00Z" sorts after "…00.500000Z".
-    if "start" in moments and "end" in moments and moments["start"] > moments["end"]:
-        raise ValueError("date_range start must be before its end.")
-    return {side: isoformat(moment) for side, moment in moments.items()} or None
 
 
 def _given(data: dict, name: str, creating: bool, errors: dict[str, str]) -> bool:
@@ -206,6 +171,18 @@ def _apply(job: Job, cleaned: dict) -> None:
         )
 
 
+def _sync_entry(job: Job, previous_slot=None) -> None:
+    """Best effort from the web process: the scheduler's reconcile pass repairs any miss."""
+    try:
+        sync_job_entry(get_redis(), job, previous_slot)
+    except Exception as exc:  # Redis down must not stop a person saving a job
+        log.warning("could not update the schedule entry of %s: %s", job.public_id, exc)
+
+
+def _current_slot(job: Job):
+    return db.session.scalar(select(Job.next_run_at).where(Job.id == job.id))
+
+
 def create_job(project: Project, data: dict) -> Job:
     cleaned = clean_job_fields(data)
     job = Job(project_id=project.id, state="active", enabled=True)
@@ -213,7 +190,7 @@ def create_job(project: Project, data: dict) -> Job:
     job.next_run_at = job.schedule.next_after(now())
     db.session.add(job)
     db.session.commit()
-    sync_schedule_entry(job)
+    _sync_entry(job)
     return job
 
 
@@ -229,57 +206,83 @@ def update_job(job: Job, data: dict) -> Job:
         (cleaned["schedule"].type, cleaned["schedule"].value, cleaned["schedule"].timezone)
         != (job.schedule_type, job.schedule_value, job.timezone)
     )
+    previous_slot = _current_slot(job)
     _apply(job, cleaned)
-    if schedule_changed and job.enabled and job.state in ("active", "running"):
-        job.next_run_at = job.schedule.next_after(now())
     db.session.commit()
+    if schedule_changed:
+        # From now, in SQL: the scheduler may be moving the slot at this very moment.
+        db.session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.schedulable_clause())
+            .values(next_run_at=job.schedule.next_after(now()))
+        )
+        db.session.commit()
+        db.session.refresh(job)
     if state == "paused":
         return pause_job(job)
     if state == "active":
         # As POST /resume: also re-enables a job paused while its run is going.
         return resume_job(job)
-    sync_schedule_entry(job)
+    _sync_entry(job, previous_slot)
     return job
 
 
 def pause_job(job: Job) -> Job:
-    job.enabled = False
-    # A running job keeps `running` until its run ends, then rests in `paused`.
-    if job.state != "running":
-        job.state = "paused"
-    job.next_run_at = None
+    """Disable the job at once; a running job keeps `running` until its run ends, then
+    rests in `paused` (the run's end reads `enabled` from the row, never from a cache)."""
+    previous_slot = _current_slot(job)
+    db.session.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(
+            enabled=False,
+            next_run_at=None,
+            state=case((Job.state == "running", "running"), else_="paused"),
+        )
+    )
     db.session.commit()
-    sync_schedule_entry(job)
+    db.session.refresh(job)
+    _sync_entry(job, previous_slot)
     return job
 
 
 def resume_job(job: Job) -> Job:
-    if job.state == "running":
-        job.enabled = True
-        if job.next_run_at is None:
-            job.next_run_at = job.schedule.next_after(now())
-    elif job.state in ("paused", "failed"):
-        job.enabled = True
-        job.state = "active"
-        # From now: a paused job never bursts through the slots it missed.
-        job.next_run_at = job.schedule.next_after(now())
+    """Enable the job; a paused or failed one becomes `active` with its next slot from now,
+    so it never bursts through the slots it missed. A running one stays running."""
+    previous_slot = _current_slot(job)
+    following = job.schedule.next_after(now())
+    resting = Job.state.in_(("paused", "failed"))
+    db.session.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(
+            enabled=True,
+            state=case((resting, "active"), else_=Job.state),
+            next_run_at=case((resting, following), else_=func.coalesce(Job.next_run_at, following)),
+        )
+    )
     db.session.commit()
-    sync_schedule_entry(job)
+    db.session.refresh(job)
+    _sync_entry(job, previous_slot)
     return job
 
 
 def in_progress_run(job: Job) -> Run | None:
     return db.session.scalar(
         select(Run)
-        .where(Run.job_id == job.id, Run.status.in_(("queued", "running")))
+        .where(Run.job_id == job.id, Run.status.in_(IN_PROGRESS))
         .order_by(Run.id.desc())
         .limit(1)
     )
 
 
+BUSY_MESSAGE = "This job is already running; wait for the run to finish."
+
+
 def run_now(job: Job, trigger: str = "manual") -> Run:
-    if job.state == "running" or in_progress_run(job) is not None:
-        raise ConflictError("This job is already running; wait for the run to finish.")
+    """Queue a run now (409 while one is queued or running: the database has the last word)."""
+    if job.state == "running":
+        raise ConflictError(BUSY_MESSAGE)
     run = Run(
         project_id=job.project_id,
         job_id=job.id,
@@ -288,20 +291,26 @@ def run_now(job: Job, trigger: str = "manual") -> Run:
         status="queued",
     )
     db.session.add(run)
-    db.session.commit()
     try:
-        enqueue_run(job.public_id, run.scheduled_for, current_app.config["RUN_TIMEOUT_SECONDS"])
-    except Exception as exc:
-        run.status = "failed"
-        run.finished_at = now()
-        run.error = f"Could not queue the run: the queue (Redis) is unreachable ({exc})."
         db.session.commit()
+    except IntegrityError:
+        # uq_runs_job_in_progress: another press (or a slot) got there first.
+        db.session.rollback()
+        raise ConflictError(BUSY_MESSAGE) from None
+    try:
+        enqueue_runs(
+            get_redis(),
+            [QueuedRun.of_job(job.public_id, run.scheduled_for, isoformat(run.scheduled_for))],
+            queue_timeout(current_app.config),
+        )
+    except Exception as exc:
+        # The run stays queued: the scheduler's reaper hands it to the queue once Redis answers.
+        log.warning("run %s is queued but Redis is unreachable: %s", run.public_id, exc)
     return run
 
 
 def delete_job(job: Job) -> None:
-    from ..models import Record
-
+    previous_slot = _current_slot(job)
     # Bulk deletes keep a job with a million records from loading them into memory.
     db.session.query(Record).filter(Record.job_id == job.id).delete(synchronize_session=False)
     db.session.query(Run).filter(Run.job_id == job.id).delete(synchronize_session=False)
@@ -309,11 +318,9 @@ def delete_job(job: Job) -> None:
     db.session.delete(job)
     db.session.commit()
     try:
-        from ..scheduling import remove_schedule_entries
-
-        remove_schedule_entries(get_redis(), job_id)
-    except Exception:  # reconcile drops entries of deleted jobs anyway
-        pass
+        drop_job_entry(get_redis(), job_id, previous_slot)
+    except Exception:  # an entry of a deleted job fires into nothing and is dropped
+        log.warning("could not drop the schedule entry of deleted job %s", job_id)
 
 
 def get_job(project: Project, public_id: str) -> Job:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import current_app
 from sqlalchemy import select
 
@@ -10,8 +12,11 @@ from ..extensions import db
 from ..ids import new_public_id
 from ..jobs.service import clean_query_fields
 from ..models import Project, Run
-from ..queueing import enqueue_query
+from ..queueing import QueuedRun, enqueue_runs, get_redis
+from ..scheduling import queue_timeout
 from ..timeutil import now
+
+log = logging.getLogger(__name__)
 
 
 def submit_query(project: Project, data: dict) -> Run:
@@ -34,12 +39,12 @@ def submit_query(project: Project, data: dict) -> Run:
     db.session.add(run)
     db.session.commit()
     try:
-        enqueue_query(run.public_id, current_app.config["RUN_TIMEOUT_SECONDS"])
+        enqueue_runs(
+            get_redis(), [QueuedRun.of_query(run.public_id)], queue_timeout(current_app.config)
+        )
     except Exception as exc:
-        run.status = "failed"
-        run.finished_at = now()
-        run.error = f"Could not queue the query: the queue (Redis) is unreachable ({exc})."
-        db.session.commit()
+        # The query stays queued: the scheduler's reaper hands it to the queue once Redis answers.
+        log.warning("query %s is queued but Redis is unreachable: %s", run.public_id, exc)
     return run
 
 

@@ -1,9 +1,20 @@
-"""What a worker does for one run: claim it, fetch, filter, store, return the job to rest."""
+"""What a worker does for one run: claim it, fetch its sources, filter, store, rest the job.
+
+Work is bounded: the sources of a run are fetched concurrently (so one slow source costs
+its own run only), each fetch has a total deadline in the HTTP client, and the run has a
+budget (BYTESTACK_RUN_TIMEOUT) below its queue timeout, so it fails with a readable reason
+instead of being killed. SIGTERM (a deploy, Ctrl-C) gives the run
+BYTESTACK_WORKER_GRACE_SECONDS to finish; after that it is handed back to the queue.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,22 +22,29 @@ from flask import Flask, current_app
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 
+from ..dates import stored_window
 from ..extensions import db
 from ..fingerprint import domain_of, fingerprint
-from ..models import Job, Record, Run
+from ..models import Job, Run
 from ..prompt import parse_prompt, resolve_window
 from ..settings.credentials import project_credentials
 from ..sources import FetchContext, SourceError, fetch_source, source_label
 from ..sources.http import FetchError, FetchPolicy
 from ..timeutil import now, parse_timestamp
+from .lifecycle import claim_run, complete_run, fail_run, hand_back_run, skip_run
 
 log = logging.getLogger("bytestack.worker")
 FIRST_RUN_WINDOW = timedelta(hours=24)
+POLL_SECONDS = 0.2
 _app: Flask | None = None
 
 
 class RunFailed(Exception):
     pass
+
+
+class HandBack(Exception):
+    """The worker is stopping and the run could not finish within the grace period."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +55,11 @@ class QuerySpec:
     sources: list
     date_range: dict | None
     limit: int
+    timezone: str = "UTC"
 
     @classmethod
     def of_job(cls, job: Job) -> QuerySpec:
-        return cls(job.prompt, job.sources, job.date_range, job.limit)
+        return cls(job.prompt, job.sources, job.date_range, job.limit, job.timezone)
 
     @classmethod
     def of_query(cls, run: Run) -> QuerySpec:
@@ -48,23 +67,48 @@ class QuerySpec:
         return cls(params["prompt"], params["sources"], params.get("date_range"), params["limit"])
 
 
-def _get_app() -> Flask:
+class StopSignal:
+    """SIGTERM in the work horse: note when it came, so the run can finish within the grace
+    period or hand itself back; never die in the middle of a run."""
+
+    def __init__(self):
+        self.since: float | None = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._received)
+
+    def _received(self, *_args) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.info("stop requested: the current run gets its grace period")
+
+    def expired(self, grace: float) -> bool:
+        return self.since is not None and time.monotonic() - self.since >= grace
+
+
+_stop = StopSignal()
+
+
+def bind_app(app: Flask) -> None:
+    """The worker builds the app once; each run's work horse is a fork that reuses it."""
+    global _app
+    _app = app
+
+
+def _task_app() -> Flask:
     global _app
     if _app is None:
-        from .. import create_app
+        from .. import create_app  # a task run outside worker.py (rq's own CLI, a test)
 
         _app = create_app()
     return _app
 
 
-def slot_marker(*_args) -> None:
-    """Due-time entries are fired by the scheduler and never executed themselves."""
-
-
 def run_job(job_id: str, scheduled_for: str) -> str:
     """The RQ task: run one slot of one job. Idempotent: a finished run is left alone."""
-    app = _get_app()
-    with app.app_context():
+    _stop.install()
+    with _task_app().app_context():
         # The work horse is a fork: never reuse the parent's database connections.
         db.engine.dispose(close=False)
         try:
@@ -75,8 +119,8 @@ def run_job(job_id: str, scheduled_for: str) -> str:
 
 def run_query(run_id: str) -> str:
     """The RQ task for a one-off query: the same fetching as a job's run, with no job."""
-    app = _get_app()
-    with app.app_context():
+    _stop.install()
+    with _task_app().app_context():
         db.engine.dispose(close=False)
         try:
             return execute_query(run_id)
@@ -88,14 +132,7 @@ def execute_query(run_public_id: str) -> str:
     run = db.session.scalar(select(Run).where(Run.public_id == run_public_id))
     if run is None or run.job_id is not None:
         return "no such query"
-    started = now()
-    claimed = db.session.execute(
-        update(Run)
-        .where(Run.id == run.id, Run.status == "queued")
-        .values(status="running", started_at=started, heartbeat_at=started)
-    ).rowcount
-    db.session.commit()
-    if not claimed:
+    if not claim_run(run.id):
         return f"query {run.public_id} already {run.status}"
     db.session.refresh(run)
     return _fetch_and_finish(run, QuerySpec.of_query(run), None)
@@ -111,43 +148,34 @@ def execute_run(job_public_id: str, scheduled_for: datetime) -> str:
     if run is None:
         return "no such run"
     if run.trigger == "schedule" and not job.enabled and run.status == "queued":
-        db.session.execute(
-            update(Run)
-            .where(Run.id == run.id, Run.status == "queued")
-            .values(status="skipped", finished_at=now(), error="Skipped: the job was paused.")
-        )
-        db.session.commit()
+        skip_run(run.id, "Skipped: the job was paused.")
         return "skipped"
-    started = now()
-    claimed = db.session.execute(
-        update(Run)
-        .where(Run.id == run.id, Run.status == "queued")
-        .values(status="running", started_at=started, heartbeat_at=started)
-    ).rowcount
-    if not claimed:
-        db.session.rollback()
+    if not claim_run(run.id):
         return f"run {run.public_id} already {run.status}"
-    db.session.execute(update(Job).where(Job.id == job.id).values(state="running"))
-    db.session.commit()
     db.session.refresh(run)
     db.session.refresh(job)
     log.info("run started run=%s job=%s", run.public_id, job.public_id)
+    return _fetch_and_finish(run, QuerySpec.of_job(job), job.id)
 
-    return _fetch_and_finish(run, QuerySpec.of_job(job), job)
 
-
-def _fetch_and_finish(run: Run, spec: QuerySpec, job: Job | None) -> str:
-    heartbeat = Heartbeat(db.engine, run.id, current_app.config["HEARTBEAT_SECONDS"])
+def _fetch_and_finish(run: Run, spec: QuerySpec, job_id: int | None) -> str:
+    config = current_app.config
+    budget = config["RUN_TIMEOUT_SECONDS"]
+    heartbeat = Heartbeat(db.engine, run.id, config["HEARTBEAT_SECONDS"])
     heartbeat.start()
     try:
-        records, partial_errors = collect_records(spec, run, job)
+        since, until = date_window(spec, run, job_id)
+        db.session.rollback()  # no transaction stays open while the sources are fetched
+        records, partial_errors = collect_records(
+            spec, run.project_id, since, until, time.monotonic() + budget
+        )
+    except HandBack:
+        heartbeat.stop()
+        hand_back_run(run.id)
+        return "handed back"
     except JobTimeoutException:
         heartbeat.stop()
-        fail_run(
-            run.id,
-            f"The run exceeded its timeout of {current_app.config['RUN_TIMEOUT_SECONDS']} s "
-            f"and was stopped.",
-        )
+        fail_run(run.id, f"The run exceeded its timeout of {budget} s and was stopped.")
         return "timeout"
     except RunFailed as exc:
         heartbeat.stop()
@@ -159,8 +187,7 @@ def _fetch_and_finish(run: Run, spec: QuerySpec, job: Job | None) -> str:
         fail_run(run.id, f"Internal error while running: {type(exc).__name__}: {exc}")
         return "failed"
     heartbeat.stop()
-    complete_run(run.id, records, partial_errors)
-    return "completed"
+    return "completed" if complete_run(run.id, records, partial_errors) else "dropped"
 
 
 class Heartbeat:
@@ -192,37 +219,73 @@ class Heartbeat:
 
 
 def date_window(
-    spec: QuerySpec, run: Run, job: Job | None
+    spec: QuerySpec, run: Run, job_id: int | None
 ) -> tuple[datetime | None, datetime | None]:
-    from ..jobs.service import relative_delta
-
     started = run.started_at or now()
-    date_range = spec.date_range or {}
-    if "last" in date_range:
-        return started - relative_delta(date_range["last"]), None
-    if date_range:
-        start = parse_timestamp(date_range["start"]) if date_range.get("start") else None
-        end = parse_timestamp(date_range["end"]) if date_range.get("end") else None
-        return start, end
+    window = stored_window(spec.date_range, started)
+    if window is not None:
+        return window
     plan = parse_prompt(spec.prompt)
     if plan.window:
-        return resolve_window(plan.window, started, job.timezone if job else "UTC")
-    if job is None:
+        return resolve_window(plan.window, started, spec.timezone)
+    if job_id is None:
         return None, None  # a one-off query without a range: the newest the sources have
     previous = db.session.scalar(
         select(Run.started_at)
-        .where(Run.job_id == job.id, Run.status == "completed", Run.id != run.id)
+        .where(Run.job_id == job_id, Run.status == "completed", Run.id != run.id)
         .order_by(Run.started_at.desc())
         .limit(1)
     )
     return (previous or started - FIRST_RUN_WINDOW), None
 
 
+def fetch_all(
+    sources: list, context: FetchContext, deadline: float, concurrency: int, grace: float
+) -> tuple[list, list[str]]:
+    """Fetch every source on its own thread; a source still going at the deadline counts as
+    failed. Results keep the order of `sources`. Raise HandBack when a stop outlasts grace."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(sources), concurrency)),
+                              thread_name_prefix="fetch")
+    futures: dict[Future, int] = {
+        pool.submit(fetch_source, source, context): index for index, source in enumerate(sources)
+    }
+    results: dict[int, list] = {}
+    errors: dict[int, str] = {}
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = futures[future]
+                try:
+                    results[index] = future.result()
+                except (SourceError, FetchError) as exc:
+                    errors[index] = f"{source_label(sources[index])}: {exc}"
+            if _stop.expired(grace) and pending:
+                raise HandBack()
+            if pending and time.monotonic() >= deadline:
+                for future in pending:
+                    index = futures[future]
+                    errors[index] = (
+                        f"{source_label(sources[index])}: did not finish within the run's "
+                        f"budget of {current_app.config['RUN_TIMEOUT_SECONDS']} s."
+                    )
+                break
+    finally:
+        # Threads still fetching are abandoned; the work horse exits after the run.
+        pool.shutdown(wait=False, cancel_futures=True)
+    found = [item for index in sorted(results) for item in results[index]]
+    return found, [errors[index] for index in sorted(errors)]
+
+
 def collect_records(
-    spec: QuerySpec, run: Run, job: Job | None = None
+    spec: QuerySpec,
+    project_id: int,
+    since: datetime | None,
+    until: datetime | None,
+    deadline: float,
 ) -> tuple[list[dict], list[str]]:
     config = current_app.config
-    since, until = date_window(spec, run, job)
     plan = parse_prompt(spec.prompt)
     context = FetchContext(
         policy=FetchPolicy(
@@ -237,15 +300,13 @@ def collect_records(
         until=until,
         limit=spec.limit,
         query=plan.query_string(),
-        credentials=project_credentials(run.project_id),
+        credentials=project_credentials(project_id),
     )
-    errors: list[str] = []
-    found = []
-    for source in spec.sources:
-        try:
-            found.extend(fetch_source(source, context))
-        except (SourceError, FetchError) as exc:
-            errors.append(f"{source_label(source)}: {exc}")
+    db.session.rollback()
+    found, errors = fetch_all(
+        spec.sources, context, deadline, config["FETCH_CONCURRENCY"],
+        config["WORKER_GRACE_SECONDS"],
+    )
     if errors and len(errors) == len(spec.sources):
         raise RunFailed("Every source failed. " + " ".join(errors))
 
@@ -283,100 +344,4 @@ def collect_records(
 
 
 def _jsonable(value):
-    import json
-
     return json.loads(json.dumps(value, default=str))
-
-
-def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) -> None:
-    """Store the records together with the run's completion, in one transaction."""
-    run = db.session.get(Run, run_id)
-    job = None
-    if run.job_id is not None:
-        job = db.session.scalar(select(Job).where(Job.id == run.job_id).with_for_update())
-        if job is None:  # deleted while running: its runs and records are gone too
-            db.session.rollback()
-            return
-    fingerprints = [r["fingerprint"] for r in records] if job is not None else []
-    seen: set[str] = set()
-    for start in range(0, len(fingerprints), 500):
-        seen.update(
-            db.session.scalars(
-                select(Record.fingerprint).where(
-                    Record.job_id == job.id,
-                    Record.run_id != run.id,
-                    Record.fingerprint.in_(fingerprints[start : start + 500]),
-                )
-            )
-        )
-    new_count = 0
-    for position, data in enumerate(records):
-        is_new = data["fingerprint"] not in seen
-        new_count += is_new
-        db.session.add(
-            Record(
-                run_id=run.id,
-                job_id=run.job_id,
-                project_id=run.project_id,
-                position=position,
-                is_new=is_new,
-                **data,
-            )
-        )
-    finished = now()
-    run.status = "completed"
-    run.finished_at = finished
-    run.record_count = len(records)
-    run.new_count = new_count
-    run.error = ("Some sources failed: " + " ".join(partial_errors)) if partial_errors else None
-    if job is not None:
-        job.last_sync_at = finished
-        job.last_error = run.error
-        _return_job_to_rest(job, failed=False)
-    db.session.commit()
-    log.info("run completed run=%s records=%d new=%d", run.public_id, len(records), new_count)
-
-
-def fail_run(run_id: int, reason: str) -> None:
-    """A failed run stores no records and sends its job to `failed`, in one transaction."""
-    db.session.rollback()
-    if fail_run_in_transaction(run_id, reason, ("queued", "running")):
-        db.session.commit()
-        log.warning("run failed run_id=%s: %s", run_id, reason)
-    else:
-        db.session.rollback()
-
-
-def fail_run_in_transaction(run_id: int, reason: str, from_statuses: tuple[str, ...]) -> bool:
-    """Mark the run failed (if still in one of `from_statuses`) and its job with it; no commit.
-
-    The run and its job change together so nobody reads a failed run of a `running` job.
-    """
-    claimed = db.session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_(from_statuses))
-        .values(status="failed", error=reason, finished_at=now())
-    ).rowcount
-    if not claimed:
-        return False
-    job_id = db.session.scalar(select(Run.job_id).where(Run.id == run_id))
-    if job_id is not None:
-        job = db.session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-        if job is not None:
-            job.last_error = reason
-            _return_job_to_rest(job, failed=True)
-    return True
-
-
-def _return_job_to_rest(job: Job, failed: bool) -> None:
-    if not job.enabled:
-        job.state = "paused"
-        job.next_run_at = None
-    elif failed:
-        # A failing job waits for a person instead of failing again every slot.
-        job.state = "failed"
-        job.next_run_at = None
-    else:
-        job.state = "active"
-        if job.next_run_at is None:
-            job.next_run_at = job.schedule.next_after(now())
