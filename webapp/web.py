@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from .accounts.access import can
 from .api.errors import error_response, http_error_as_json, is_api_request
 from .extensions import db
+from .health import health_checks, queue_reachable
 from .schedules import humanize_delta
 from .timeutil import isoformat, now
 
@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 def register_web(app: Flask) -> None:
     @app.get("/healthz")
     def healthz():
-        """Liveness for the platform: the database answers."""
-        db.session.execute(text("SELECT 1"))
-        return jsonify(status="ok")
+        """Health for the platform: database, Redis, scheduler and workers (503 if degraded)."""
+        healthy, checks = health_checks()
+        return jsonify(status="ok" if healthy else "degraded", checks=checks), (
+            200 if healthy else 503
+        )
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -73,6 +75,8 @@ def register_web(app: Flask) -> None:
     app.add_template_global(refresh_trigger)
     app.add_template_global(viewer_zone)
     app.add_template_global(can)
+    app.add_template_global(queue_reachable)
+    app.add_template_global(_overdue, "is_overdue")
     app.add_template_global(_job_timeline, "job_timeline")
     app.add_template_filter(_clock, "clock")
 
@@ -135,6 +139,12 @@ def viewer_zone() -> str:
         return validate_timezone(unquote(request.cookies.get("tz", "UTC"))[:64])
     except ScheduleError:
         return "UTC"
+
+
+def _overdue(job) -> bool:
+    from flask import current_app
+
+    return job.is_overdue(now(), timedelta(seconds=current_app.config["OVERDUE_GRACE_SECONDS"]))
 
 
 def _job_timeline(job):

@@ -212,6 +212,11 @@ def _schemas() -> dict:
                 "last_run": _nullable(_ref("Run")),
                 "last_error": {"type": "string", "nullable": True},
                 "webhook_url": {"type": "string", "nullable": True},
+                "overdue": {
+                    "type": "boolean",
+                    "description": "An active job whose slot passed more than the grace period "
+                    "(BYTESTACK_OVERDUE_GRACE_SECONDS) ago without a run.",
+                },
                 "created_at": _TIMESTAMP,
                 "updated_at": _TIMESTAMP,
             },
@@ -230,6 +235,7 @@ def _schemas() -> dict:
                 "last_run",
                 "last_error",
                 "webhook_url",
+                "overdue",
                 "created_at",
                 "updated_at",
             ],

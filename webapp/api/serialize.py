@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 
-from flask import request, url_for
+from datetime import timedelta
+
+from flask import current_app, request, url_for
 
 from ..models import Job, Record, Run
-from ..timeutil import isoformat
+from ..timeutil import isoformat, now
 from .errors import ApiError
 
 
@@ -28,6 +30,9 @@ def job_to_api(job: Job) -> dict:
         "last_run": run_to_api(last, job) if last else None,
         "last_error": job.last_error,
         "webhook_url": job.webhook_url,
+        "overdue": job.is_overdue(
+            now(), timedelta(seconds=current_app.config["OVERDUE_GRACE_SECONDS"])
+        ),
         "created_at": isoformat(job.created_at),
         "updated_at": isoformat(job.updated_at),
     }
