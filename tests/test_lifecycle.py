@@ -336,3 +336,16 @@ def test_a_failing_tick_keeps_the_due_entry_and_fires_it_once_afterwards(
     present = {e.decode() for e in Redis.from_url(redis_url).zrange(SCHEDULED_JOBS_KEY, 0, -1)}
     assert Entry.of(job.public_id, slot).id not in present
     assert Entry.of(job.public_id, fresh(db, Job, job.id).next_run_at).id in present
+
+
+def test_the_tick_after_a_redis_flush_rebuilds_every_entry_before_firing(
+    db, project, redis_url, scheduler
+):
+    jobs = [make_job(project, name=f"job {i}") for i in range(5)]
+    redis = Redis.from_url(redis_url)
+    scheduler.run(burst=True)  # the first tick reconciles everything
+    assert redis.zcard(SCHEDULED_JOBS_KEY) == 5
+    redis.flushall()
+    scheduler.tick()  # not waiting for the next reconcile pass
+    present = {e.decode() for e in redis.zrange(SCHEDULED_JOBS_KEY, 0, -1)}
+    assert present == {Entry.of(j.public_id, fresh(db, Job, j.id).next_run_at).id for j in jobs}

@@ -388,6 +388,7 @@ class JobScheduler(Scheduler):
         self._last_pass = 0.0
         self._last_full = 0.0
         self._changed_since: datetime | None = None
+        self._wanted_entries = 0  # how many entries the last full pass left in Redis
         self._retry_after: dict[str, float] = {}
         self.fired = 0
 
@@ -430,6 +431,14 @@ class JobScheduler(Scheduler):
         if not self.acquire_lock():
             return
         try:
+            if self._wanted_entries and entry_count(self.connection) < self._wanted_entries:
+                # Redis lost entries (a flush, a restart without persistence): rebuild before
+                # firing, this tick, rather than at the next reconcile pass.
+                with self.app.app_context():
+                    try:
+                        self._full_reconcile()
+                    finally:
+                        db.session.remove()
             self.enqueue_jobs()
             self.maintain()
         finally:
@@ -492,16 +501,22 @@ class JobScheduler(Scheduler):
                 db.session.remove()
 
     def _reconcile(self, config) -> None:
-        started = now()
         full_due = time.monotonic() - self._last_full >= config["RECONCILE_FULL_SECONDS"]
         if not full_due and entry_count(self.connection) < schedulable_count():
-            full_due = True  # Redis lost entries (a flush, a restart without persistence)
+            full_due = True  # entries lost since the last pass
         if full_due or self._changed_since is None:
-            reconcile(self.connection)
-            self._last_full = time.monotonic()
+            self._full_reconcile()
         else:
+            started = now()
             reconcile(self.connection, since=self._changed_since)
-        # Overlap the windows: a save committed during this pass is seen by the next one.
+            # Overlap the windows: a save committed during this pass is seen by the next one.
+            self._changed_since = started - timedelta(seconds=2)
+
+    def _full_reconcile(self) -> None:
+        started = now()
+        reconcile(self.connection)
+        self._wanted_entries = schedulable_count()
+        self._last_full = time.monotonic()
         self._changed_since = started - timedelta(seconds=2)
 
     def _until_next_due(self) -> float:
