@@ -27,8 +27,8 @@ from ..extensions import db
 from ..fingerprint import domain_of, fingerprint
 from ..models import Job, Run
 from ..prompt import parse_prompt, resolve_window
-from ..settings.credentials import project_credentials
 from ..sources import FetchContext, SourceError, fetch_source, source_label
+from ..sources.credentials import project_credentials
 from ..sources.http import FetchError, FetchPolicy
 from ..timeutil import now, parse_timestamp
 from .lifecycle import claim_run, complete_run, fail_run, hand_back_run, skip_run

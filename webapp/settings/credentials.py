@@ -13,7 +13,10 @@ from ..extensions import db
 from ..models import Project
 from ..sources import SOURCE_TYPES
 from ..sources.common import CREDENTIALS, credentials_from_environment
+from ..sources.credentials import project_credentials, stored_credentials
 from .models import SourceCredential
+
+__all__ = ["project_credentials", "stored_credentials"]
 
 log = logging.getLogger(__name__)
 MAX_CREDENTIAL_LENGTH = 4000
@@ -28,26 +31,6 @@ def credential_names() -> list[str]:
             if isinstance(name, str) and len(name) <= 40 and name not in names:
                 names.append(name)
     return names
-
-
-def stored_credentials(project_id: int) -> dict[str, str]:
-    """The credentials a project stores, decrypted; one that cannot be decrypted is left out."""
-    found: dict[str, str] = {}
-    rows = db.session.scalars(
-        select(SourceCredential).where(SourceCredential.project_id == project_id)
-    )
-    for row in rows:
-        try:
-            found[row.name] = row.value
-        except DecryptionError:
-            # A run must not fail on it: the source reports the credential as missing instead.
-            log.warning("credential %s of project %s cannot be decrypted", row.name, project_id)
-    return found
-
-
-def project_credentials(project_id: int) -> dict[str, str]:
-    """The credentials a run or a status check of this project uses; the project's win."""
-    return {**credentials_from_environment(), **stored_credentials(project_id)}
 
 
 def credential_states(project: Project) -> dict[str, str]:
