@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from ..dates import clean_date_range
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..extensions import db
-from ..models import IN_PROGRESS, Job, Project, Record, Run
+from ..models import Job, Project, Record, Run
 from ..prompt import parse_prompt
 from ..queueing import QueuedRun, enqueue_runs, get_redis
 from ..schedules import Schedule, ScheduleError, parse_schedule
@@ -265,15 +265,6 @@ def resume_job(job: Job) -> Job:
     db.session.refresh(job)
     _sync_entry(job, previous_slot)
     return job
-
-
-def in_progress_run(job: Job) -> Run | None:
-    return db.session.scalar(
-        select(Run)
-        .where(Run.job_id == job.id, Run.status.in_(IN_PROGRESS))
-        .order_by(Run.id.desc())
-        .limit(1)
-    )
 
 
 BUSY_MESSAGE = "This job is already running; wait for the run to finish."

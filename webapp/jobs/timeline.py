@@ -45,7 +45,7 @@ def day_timeline(job: Job, zone: str) -> Timeline:
             .order_by(Run.finished_at)
         )
     )
-    if job.enabled and job.state in ("active", "running") and job.next_run_at is not None:
+    if job.is_schedulable and job.next_run_at is not None:
         slot = job.next_run_at
         while slot < tomorrow:
             if len(timeline.upcoming) == MAX_UPCOMING:
