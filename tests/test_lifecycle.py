@@ -186,36 +186,10 @@ def test_run_now_racing_another_press_gets_409_from_the_database(db, project):
     assert db.session.scalar(select(func.count(Run.id)).where(Run.job_id == job.id)) == 1
 
 
-def test_a_slot_racing_run_now_is_recorded_as_skipped(db, project, monkeypatch):
-    slot = utc(2026, 5, 1, 4)
-    job = make_job(project)
-    db.session.execute(update(Job).where(Job.id == job.id).values(next_run_at=slot))
-    db.session.commit()
-    original = db.session.rollback
-    pressed = []
-
-    def rollback_then_press_run_now():
-        original()
-        if not pressed:  # right after the scheduler's reads: a person presses Run now
-            pressed.append(True)
-            with db.engine.begin() as connection:
-                connection.execute(insert(Run).values(
-                    public_id=new_public_id("run"), project_id=project.id, job_id=job.id,
-                    trigger="manual", scheduled_for=slot, status="queued", attempts=1,
-                    created_at=now(),
-                ))
-
-    monkeypatch.setattr(db.session, "rollback", rollback_then_press_run_now)
-    # The manual run took the slot's instant too: the slot is a duplicate, not a second run.
-    firing = fire_entries([Entry.of(job.public_id, slot)], slot + timedelta(seconds=1))
-    monkeypatch.undo()
-    runs = db.session.scalars(select(Run).where(Run.job_id == job.id)).all()
-    assert [r.status for r in runs] == ["queued"]
-    assert firing.queued == []
-    assert fresh(db, Job, job.id).next_run_at == utc(2026, 5, 1, 5)
-
-
-def test_a_slot_racing_run_now_at_another_instant_is_skipped(db, project, monkeypatch):
+def fire_while_run_now_is_pressed(db, monkeypatch, project, manual_at: datetime):
+    """Fire a due slot of a new job while a person presses Run now right after the
+    scheduler's reads (another process, another connection): its manual run is at
+    `manual_at`. Returns the job, the firing and the job's runs."""
     slot = utc(2026, 5, 1, 4)
     job = make_job(project)
     db.session.execute(update(Job).where(Job.id == job.id).values(next_run_at=slot))
@@ -230,17 +204,31 @@ def test_a_slot_racing_run_now_at_another_instant_is_skipped(db, project, monkey
             with db.engine.begin() as connection:
                 connection.execute(insert(Run).values(
                     public_id=new_public_id("run"), project_id=project.id, job_id=job.id,
-                    trigger="manual", scheduled_for=slot - timedelta(seconds=3),
-                    status="queued", attempts=1, created_at=now(),
+                    trigger="manual", scheduled_for=manual_at, status="queued", attempts=1,
+                    created_at=now(),
                 ))
 
     monkeypatch.setattr(db.session, "rollback", rollback_then_press_run_now)
     firing = fire_entries([Entry.of(job.public_id, slot)], slot + timedelta(seconds=1))
     monkeypatch.undo()
     runs = db.session.scalars(select(Run).where(Run.job_id == job.id).order_by(Run.id)).all()
+    return fresh(db, Job, job.id), firing, runs
+
+
+def test_a_slot_racing_run_now_at_its_own_instant_makes_no_second_run(db, project, monkeypatch):
+    job, firing, runs = fire_while_run_now_is_pressed(db, monkeypatch, project, utc(2026, 5, 1, 4))
+    assert [r.status for r in runs] == ["queued"]  # the manual run holds the slot
+    assert firing.queued == []
+    assert job.next_run_at == utc(2026, 5, 1, 5)
+
+
+def test_a_slot_racing_run_now_is_recorded_as_skipped(db, project, monkeypatch):
+    manual_at = utc(2026, 5, 1, 3, 59, 57)
+    job, firing, runs = fire_while_run_now_is_pressed(db, monkeypatch, project, manual_at)
     assert [r.status for r in runs] == ["queued", "skipped"]
     assert "still queued" in runs[1].error
     assert firing.queued == []
+    assert job.next_run_at == utc(2026, 5, 1, 5)
 
 
 # --- the batched fire path -------------------------------------------------------------------

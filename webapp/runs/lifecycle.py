@@ -78,11 +78,15 @@ def claim_run(run_id: int) -> bool:
     if not claimed:
         db.session.rollback()
         return False
-    job_id = db.session.scalar(select(Run.job_id).where(Run.id == run_id))
+    job_id = _job_of(run_id)
     if job_id is not None:
         db.session.execute(update(Job).where(Job.id == job_id).values(state="running"))
     db.session.commit()
     return True
+
+
+def _job_of(run_id: int) -> int | None:
+    return db.session.scalar(select(Run.job_id).where(Run.id == run_id))
 
 
 def skip_run(run_id: int, reason: str) -> bool:
@@ -96,7 +100,7 @@ def skip_run(run_id: int, reason: str) -> bool:
     if not skipped:
         db.session.rollback()
         return False
-    job_id = db.session.scalar(select(Run.job_id).where(Run.id == run_id))
+    job_id = _job_of(run_id)
     if job_id is not None:
         # The job may be `running` after a handed-back run; leave it resting (paused).
         db.session.execute(
@@ -190,7 +194,7 @@ def fail_run(run_id: int, reason: str, from_statuses: tuple[str, ...] = IN_PROGR
     if not failed:
         db.session.rollback()
         return False
-    job_id = db.session.scalar(select(Run.job_id).where(Run.id == run_id))
+    job_id = _job_of(run_id)
     if job_id is not None:
         rest_job(job_id, failed=True, error=reason)
     db.session.commit()
