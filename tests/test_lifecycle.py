@@ -113,9 +113,10 @@ def test_a_handed_back_run_is_queued_again_and_keeps_its_job_running(db, project
     assert fresh(db, Job, job.id).state == "running"
     redis = Redis.from_url(redis_url)
     rq_id = run_rq_id(job.public_id, run.scheduled_for)
-    redis.hset(f"rq:job:{rq_id}", "status", "finished")  # the work horse returned
-    with time_machine.travel(now() + timedelta(seconds=11)):
-        assert reap(redis, 60, 600, 660).requeued == [run.public_id]
+    redis.hset(f"rq:job:{rq_id}", "status", "started")  # the work horse is still finishing
+    assert reap(redis, 60, 600, 660).requeued == []
+    redis.hset(f"rq:job:{rq_id}", "status", "finished")  # it returned: requeued at once
+    assert reap(redis, 60, 600, 660).requeued == [run.public_id]
     assert redis.hget(f"rq:job:{rq_id}", "status") == b"queued"
 
 

@@ -208,7 +208,9 @@ def hand_back_run(run_id: int) -> bool:
     handed = db.session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status == "running")
-        .values(status="queued", started_at=None, heartbeat_at=now())
+        # Past the reaper's grace at once: it requeues the run on its next pass, as soon as
+        # the queue says this worker's message has ended.
+        .values(status="queued", started_at=None, heartbeat_at=now() - QUEUED_GRACE)
     ).rowcount
     db.session.commit()
     if handed:
