@@ -150,6 +150,7 @@ def fire_entries(entries: list[Entry], moment: datetime) -> Firing:
     db.session.rollback()  # end the read: on SQLite the write below must start afresh
 
     plans: dict[int, tuple] = {}  # job id -> (row, run slot, following)
+    slots: dict[tuple, tuple[datetime, datetime]] = {}
     for public_id, job_entries in by_job.items():
         row = jobs.get(public_id)
         if row is None or not schedulable(row.enabled, row.state) or row.next_run_at is None:
@@ -163,10 +164,14 @@ def fire_entries(entries: list[Entry], moment: datetime) -> Firing:
             # Make sure the entry of its real slot exists (a web save may have raced).
             firing.add.append(Entry(public_id, current))
             continue
+        key = (row.schedule_type, row.schedule_value, row.timezone, row.next_run_at)
         try:
-            schedule = Schedule(row.schedule_type, row.schedule_value, row.timezone)
-            run_slot = schedule.latest_due(row.next_run_at, moment)
-            following = schedule.next_after(moment)
+            if key not in slots:  # jobs due together mostly share a schedule: compute it once
+                schedule = Schedule(row.schedule_type, row.schedule_value, row.timezone)
+                slots[key] = schedule.latest_due(row.next_run_at, moment), schedule.next_after(
+                    moment
+                )
+            run_slot, following = slots[key]
         except Exception:
             log.exception("cannot compute the slots of job=%s; retrying later", public_id)
             firing.failed_entries.append(Entry(public_id, current).id)

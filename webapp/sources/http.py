@@ -10,6 +10,7 @@ so a DNS answer that changes in between (DNS rebinding) cannot reach an internal
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import threading
@@ -221,6 +222,13 @@ class _BoundedBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+@functools.cache
+def _ssl_context():
+    """One verifying TLS context per process: building one (loading the CA bundle) costs more
+    than a small fetch, and a context is safe to share between threads."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _BoundedTransport(httpx.HTTPTransport):
     """httpx's own transport on a network backend bounded by the fetch's deadline.
 
@@ -230,11 +238,11 @@ class _BoundedTransport(httpx.HTTPTransport):
     """
 
     def __init__(self, deadline: _Deadline):
-        super().__init__(trust_env=False)
+        super().__init__(verify=_ssl_context(), trust_env=False)
         if not isinstance(getattr(self, "_pool", None), httpcore.ConnectionPool):
             raise TypeError("httpx.HTTPTransport no longer keeps its pool as _pool")
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_ssl_context(),
             # No kept-alive connections: a connection is pinned to one host's address and TLS name.
             max_keepalive_connections=0,
             network_backend=_BoundedBackend(deadline),
