@@ -120,6 +120,27 @@ def test_a_handed_back_run_is_queued_again_and_keeps_its_job_running(db, project
     assert redis.hget(f"rq:job:{rq_id}", "status") == b"queued"
 
 
+def test_a_silent_run_held_by_a_live_worker_is_not_reaped(db, project, redis_url):
+    """After a database outage the run's heartbeat is stale although its worker lives: the
+    queue says the message is started by a worker whose heartbeat (in Redis) is fresh."""
+    from webapp.queueing import beat
+
+    job = make_job(project)
+    run = started_run(db, job)
+    redis = Redis.from_url(redis_url)
+    rq_id = run_rq_id(job.public_id, run.scheduled_for)
+    redis.hset(f"rq:job:{rq_id}", mapping={"status": "started", "worker_name": "host.7"})
+    db.session.execute(update(Run).where(Run.id == run.id)
+                       .values(heartbeat_at=now() - timedelta(seconds=120)))
+    db.session.commit()
+    beat(redis, "worker", "host.7")
+    assert reap(redis, 60, 600, 660).failed == []
+    assert fresh(db, Run, run.id).status == "running"
+    redis.zrem("bytestack:heartbeats:worker", "host.7")  # the worker's machine is gone
+    assert reap(redis, 60, 600, 660).failed == [run.public_id]
+    assert "stopped responding" in fresh(db, Run, run.id).error
+
+
 # --- a queued run whose queue message failed does not block its job --------------------------
 
 

@@ -190,6 +190,19 @@ def rq_statuses(connection: Redis, rq_ids: list[str]) -> dict[str, str | None]:
     }
 
 
+def rq_holders(connection: Redis, rq_ids: list[str]) -> dict[str, str]:
+    """For each message a worker has started, the name of that worker."""
+    with connection.pipeline(transaction=False) as pipe:
+        for rq_id in rq_ids:
+            pipe.hmget(f"rq:job:{rq_id}", "status", "worker_name")
+        answers = pipe.execute()
+    return {
+        rq_id: worker.decode()
+        for rq_id, (status, worker) in zip(rq_ids, answers, strict=True)
+        if status == b"started" and worker
+    }
+
+
 def delete_rq_jobs(connection: Redis, rq_ids: list[str]) -> None:
     if rq_ids:
         connection.delete(*(f"rq:job:{rq_id}" for rq_id in rq_ids))

@@ -24,10 +24,13 @@ from ..queueing import (
     QueuedRun,
     delete_rq_jobs,
     enqueue_runs,
+    fresh_beats,
+    rq_holders,
     rq_statuses,
 )
 from ..schedules import Schedule
 from ..timeutil import isoformat, now
+from .worker import MONITORING_INTERVAL
 
 log = logging.getLogger("bytestack.runs")
 # A run handed to the queue this many times without starting is failed with a reason.
@@ -233,30 +236,52 @@ def reap(connection: Redis, stale_seconds: float, timeout_seconds: float,
     moment = now()
     stale = timedelta(seconds=stale_seconds)
     timeout = timedelta(seconds=timeout_seconds)
+    silent = []
     for run in db.session.execute(
-        select(Run.id, Run.public_id, Run.started_at, Run.heartbeat_at).where(
-            Run.status == "running"
-        )
+        select(Run.id, Run.public_id, Run.started_at, Run.heartbeat_at, Run.scheduled_for,
+               Job.public_id.label("job"))
+        .outerjoin(Job, Job.id == Run.job_id)
+        .where(Run.status == "running")
     ).all():
         if run.started_at is not None and moment - run.started_at > timeout + stale:
-            reason = (
-                f"The run exceeded its timeout of {int(timeout.total_seconds())} s "
-                f"and was stopped."
-            )
+            _reap(run, f"The run exceeded its timeout of {int(timeout.total_seconds())} s "
+                       f"and was stopped.", result)
         elif run.heartbeat_at is None or moment - run.heartbeat_at > stale:
-            since = isoformat(run.heartbeat_at or run.started_at)
-            reason = (
-                f"The worker running this run stopped responding (last heartbeat {since}); "
-                f"it was probably killed or its machine was lost."
-            )
-        else:
-            continue
-        if fail_run(run.id, reason, ("running",)):
-            result.failed.append(run.public_id)
-            log.warning("reaped run=%s: %s", run.public_id, reason)
+            silent.append(run)
     db.session.rollback()
+    if silent:
+        # The run's own heartbeat goes through the database; when the database itself was
+        # out, it is stale without the worker being dead. The queue has the other half: a
+        # message still `started` by a worker that beats in Redis is a run that is alive.
+        alive = _held_by_live_workers(connection, silent, stale_seconds)
+        for run in silent:
+            if run.id in alive:
+                continue
+            since = isoformat(run.heartbeat_at or run.started_at)
+            _reap(run, f"The worker running this run stopped responding (last heartbeat "
+                       f"{since}); it was probably killed or its machine was lost.", result)
     _requeue_lost(connection, moment, queue_timeout, result)
     return result
+
+
+def _reap(run, reason: str, result: ReapResult) -> None:
+    if fail_run(run.id, reason, ("running",)):
+        result.failed.append(run.public_id)
+        log.warning("reaped run=%s: %s", run.public_id, reason)
+
+
+def _message_of(run) -> QueuedRun:
+    if run.job:
+        return QueuedRun.of_job(run.job, run.scheduled_for, isoformat(run.scheduled_for))
+    return QueuedRun.of_query(run.public_id)
+
+
+def _held_by_live_workers(connection: Redis, runs: list, stale_seconds: float) -> set[int]:
+    holders = rq_holders(connection, [_message_of(run).rq_id for run in runs])
+    workers = fresh_beats(connection, "worker", stale_seconds + MONITORING_INTERVAL + 1)
+    return {
+        run.id for run in runs if holders.get(_message_of(run).rq_id) in workers
+    }
 
 
 def _requeue_lost(connection: Redis, moment: datetime, queue_timeout: int,
@@ -272,11 +297,7 @@ def _requeue_lost(connection: Redis, moment: datetime, queue_timeout: int,
     db.session.rollback()
     if not rows:
         return
-    messages = {
-        row.id: (QueuedRun.of_job(row.job, row.scheduled_for, isoformat(row.scheduled_for))
-                 if row.job else QueuedRun.of_query(row.public_id))
-        for row in rows
-    }
+    messages = {row.id: _message_of(row) for row in rows}
     statuses = rq_statuses(connection, [m.rq_id for m in messages.values()])
     again: list[QueuedRun] = []
     for row in rows:
