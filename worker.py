@@ -6,7 +6,6 @@ import sys
 
 from webapp import create_app
 from webapp.queueing import NOTIFICATIONS_QUEUE, RUNS_QUEUE, get_redis
-from webapp.runs.executor import bind_app
 from webapp.runs.worker import RunWorker
 
 
@@ -15,8 +14,7 @@ def main() -> None:
     with app.app_context():
         connection = get_redis()
     # The app is built once here; each run's work horse is a fork that reuses it.
-    bind_app(app)
-    worker = RunWorker([RUNS_QUEUE, NOTIFICATIONS_QUEUE], connection=connection)
+    worker = RunWorker([RUNS_QUEUE, NOTIFICATIONS_QUEUE], connection=connection, app=app)
     worker.work(with_scheduler=False, logging_level="INFO")
 
 

@@ -359,3 +359,22 @@ def test_the_tick_after_a_redis_flush_rebuilds_every_entry_before_firing(
     scheduler.tick()  # not waiting for the next reconcile pass
     present = {e.decode() for e in redis.zrange(SCHEDULED_JOBS_KEY, 0, -1)}
     assert present == {Entry.of(j.public_id, fresh(db, Job, j.id).next_run_at).id for j in jobs}
+
+
+def test_a_run_writes_its_progress_as_each_source_finishes(db, project, feed_server):
+    from feeds import rss_document
+
+    from webapp.runs.executor import execute_run
+
+    items = [{"title": "Acme one", "link": "https://n.example.com/1"},
+             {"title": "Other", "link": "https://n.example.com/2"}]
+    first = feed_server.serve("/a.xml", rss_document(items))
+    second = feed_server.serve("/b.xml", rss_document(items[:1]))
+    job = make_job(project, sources=[first, second], prompt="acme", date_range={"last": "7d"})
+    run = service.run_now(job)
+    assert fresh(db, Run, run.id).progress is None
+    assert execute_run(job.public_id, run.scheduled_for) == "completed"
+    run = fresh(db, Run, run.id)
+    # Records so far count what matches the prompt, before duplicates across sources merge.
+    assert run.progress == {"sources_done": 2, "sources_total": 2, "records": 2}
+    assert run.record_count == 1

@@ -14,11 +14,12 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import Flask, current_app
+from flask import current_app
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 
@@ -36,7 +37,6 @@ from .lifecycle import claim_run, complete_run, fail_run, hand_back_run, skip_ru
 log = logging.getLogger("bytestack.worker")
 FIRST_RUN_WINDOW = timedelta(hours=24)
 POLL_SECONDS = 0.2
-_app: Flask | None = None
 
 
 class RunFailed(Exception):
@@ -90,42 +90,25 @@ class StopSignal:
 _stop = StopSignal()
 
 
-def bind_app(app: Flask) -> None:
-    """The worker builds the app once; each run's work horse is a fork that reuses it."""
-    global _app
-    _app = app
-
-
-def _task_app() -> Flask:
-    global _app
-    if _app is None:
-        from .. import create_app  # a task run outside worker.py (rq's own CLI, a test)
-
-        _app = create_app()
-    return _app
-
-
 def run_job(job_id: str, scheduled_for: str) -> str:
-    """The RQ task: run one slot of one job. Idempotent: a finished run is left alone."""
+    """The RQ task: run one slot of one job. Idempotent: a finished run is left alone.
+
+    It runs in the app context that RunWorker opens around every task (webapp/runs/worker.py).
+    """
     _stop.install()
-    with _task_app().app_context():
-        # The work horse is a fork: never reuse the parent's database connections.
-        db.engine.dispose(close=False)
-        try:
-            return execute_run(job_id, parse_timestamp(scheduled_for))
-        finally:
-            db.session.remove()
+    try:
+        return execute_run(job_id, parse_timestamp(scheduled_for))
+    finally:
+        db.session.remove()
 
 
 def run_query(run_id: str) -> str:
     """The RQ task for a one-off query: the same fetching as a job's run, with no job."""
     _stop.install()
-    with _task_app().app_context():
-        db.engine.dispose(close=False)
-        try:
-            return execute_query(run_id)
-        finally:
-            db.session.remove()
+    try:
+        return execute_query(run_id)
+    finally:
+        db.session.remove()
 
 
 def execute_query(run_public_id: str) -> str:
@@ -158,16 +141,16 @@ def execute_run(job_public_id: str, scheduled_for: datetime) -> str:
     return _fetch_and_finish(run, QuerySpec.of_job(job), job.id)
 
 
-def _fetch_and_finish(run: Run, spec: QuerySpec, job_id: int | None) -> str:
+def _fetch_and_finish(run: Run, spec: QuerySpec, job_pk: int | None) -> str:
     config = current_app.config
     budget = config["RUN_TIMEOUT_SECONDS"]
     heartbeat = Heartbeat(db.engine, run.id, config["HEARTBEAT_SECONDS"])
     heartbeat.start()
     try:
-        since, until = date_window(spec, run, job_id)
+        since, until = date_window(spec, run, job_pk)
         db.session.rollback()  # no transaction stays open while the sources are fetched
         records, partial_errors = collect_records(
-            spec, run.project_id, since, until, time.monotonic() + budget
+            spec, run.id, run.project_id, since, until, time.monotonic() + budget
         )
     except HandBack:
         heartbeat.stop()
@@ -219,7 +202,7 @@ class Heartbeat:
 
 
 def date_window(
-    spec: QuerySpec, run: Run, job_id: int | None
+    spec: QuerySpec, run: Run, job_pk: int | None
 ) -> tuple[datetime | None, datetime | None]:
     started = run.started_at or now()
     window = stored_window(spec.date_range, started)
@@ -228,11 +211,11 @@ def date_window(
     plan = parse_prompt(spec.prompt)
     if plan.window:
         return resolve_window(plan.window, started, spec.timezone)
-    if job_id is None:
+    if job_pk is None:
         return None, None  # a one-off query without a range: the newest the sources have
     previous = db.session.scalar(
         select(Run.started_at)
-        .where(Run.job_id == job_id, Run.status == "completed", Run.id != run.id)
+        .where(Run.job_id == job_pk, Run.status == "completed", Run.id != run.id)
         .order_by(Run.started_at.desc())
         .limit(1)
     )
@@ -240,10 +223,16 @@ def date_window(
 
 
 def fetch_all(
-    sources: list, context: FetchContext, deadline: float, concurrency: int, grace: float
+    sources: list,
+    context: FetchContext,
+    deadline: float,
+    concurrency: int,
+    grace: float,
+    on_source_done: Callable[[int, list], None] = lambda done, items: None,
 ) -> tuple[list, list[str]]:
     """Fetch every source on its own thread; a source still going at the deadline counts as
-    failed. Results keep the order of `sources`. Raise HandBack when a stop outlasts grace."""
+    failed. Results keep the order of `sources`. Raise HandBack when a stop outlasts grace.
+    `on_source_done(sources done so far, that source's items)` follows each one."""
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(sources), concurrency)),
                               thread_name_prefix="fetch")
     futures: dict[Future, int] = {
@@ -261,6 +250,7 @@ def fetch_all(
                     results[index] = future.result()
                 except (SourceError, FetchError) as exc:
                     errors[index] = f"{source_label(sources[index])}: {exc}"
+                on_source_done(len(results) + len(errors), results.get(index, []))
             if _stop.expired(grace) and pending:
                 raise HandBack()
             if pending and time.monotonic() >= deadline:
@@ -278,8 +268,34 @@ def fetch_all(
     return found, [errors[index] for index in sorted(errors)]
 
 
+class Progress:
+    """What a running run has done so far, written to `Run.progress` for the dashboard."""
+
+    def __init__(self, engine, run_id: int, total: int, plan):
+        self.engine, self.run_id, self.plan = engine, run_id, plan
+        self.value = {"sources_done": 0, "sources_total": total, "records": 0}
+        self._write()
+
+    def source_done(self, done: int, items: list) -> None:
+        self.value["sources_done"] = done
+        self.value["records"] += sum(1 for i in items if self.plan.matches(i.title, i.text))
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(Run)
+                    .where(Run.id == self.run_id, Run.status == "running")
+                    .values(progress=dict(self.value))
+                )
+        except Exception as exc:  # progress is a nicety: never fail a run over it
+            log.warning("progress not written run_id=%s: %s", self.run_id, exc)
+
+
 def collect_records(
     spec: QuerySpec,
+    run_id: int,
     project_id: int,
     since: datetime | None,
     until: datetime | None,
@@ -303,9 +319,10 @@ def collect_records(
         credentials=project_credentials(project_id),
     )
     db.session.rollback()
+    progress = Progress(db.engine, run_id, len(spec.sources), plan)
     found, errors = fetch_all(
         spec.sources, context, deadline, config["FETCH_CONCURRENCY"],
-        config["WORKER_GRACE_SECONDS"],
+        config["WORKER_GRACE_SECONDS"], progress.source_done,
     )
     if errors and len(errors) == len(spec.sources):
         raise RunFailed("Every source failed. " + " ".join(errors))

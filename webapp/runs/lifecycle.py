@@ -40,16 +40,16 @@ QUEUED_GRACE = timedelta(seconds=10)
 SEEN_CHUNK = 500
 
 
-def _next_slot(job_id: int, moment: datetime) -> datetime | None:
+def _next_slot(job_pk: int, moment: datetime) -> datetime | None:
     row = db.session.execute(
-        select(Job.schedule_type, Job.schedule_value, Job.timezone).where(Job.id == job_id)
+        select(Job.schedule_type, Job.schedule_value, Job.timezone).where(Job.id == job_pk)
     ).first()
     if row is None:
         return None
     return Schedule(row.schedule_type, row.schedule_value, row.timezone).next_after(moment)
 
 
-def rest_job(job_id: int, failed: bool, error: str | None, synced_at: datetime | None = None):
+def rest_job(job_pk: int, failed: bool, error: str | None, synced_at: datetime | None = None):
     """Return a job to its resting state after its run: `active`, `failed`, or `paused` when
     it was paused meanwhile. No commit: it joins the run's own transaction."""
     enabled = Job.enabled.is_(True)
@@ -61,13 +61,13 @@ def rest_job(job_id: int, failed: bool, error: str | None, synced_at: datetime |
         # A failing job waits for a person instead of failing again every slot.
         values["next_run_at"] = None
     else:
-        following = _next_slot(job_id, now())
+        following = _next_slot(job_pk, now())
         values["next_run_at"] = case(
             (enabled, func.coalesce(Job.next_run_at, following)), else_=None
         )
     if synced_at is not None:
         values["last_sync_at"] = synced_at
-    db.session.execute(update(Job).where(Job.id == job_id).values(**values))
+    db.session.execute(update(Job).where(Job.id == job_pk).values(**values))
 
 
 def claim_run(run_id: int) -> bool:
@@ -81,9 +81,9 @@ def claim_run(run_id: int) -> bool:
     if not claimed:
         db.session.rollback()
         return False
-    job_id = _job_of(run_id)
-    if job_id is not None:
-        db.session.execute(update(Job).where(Job.id == job_id).values(state="running"))
+    job_pk = _job_of(run_id)
+    if job_pk is not None:
+        db.session.execute(update(Job).where(Job.id == job_pk).values(state="running"))
     db.session.commit()
     return True
 
@@ -103,12 +103,12 @@ def skip_run(run_id: int, reason: str) -> bool:
     if not skipped:
         db.session.rollback()
         return False
-    job_id = _job_of(run_id)
-    if job_id is not None:
+    job_pk = _job_of(run_id)
+    if job_pk is not None:
         # The job may be `running` after a handed-back run; leave it resting (paused).
         db.session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.state == "running")
+            .where(Job.id == job_pk, Job.state == "running")
             .values(state=case((Job.enabled.is_(True), "active"), else_="paused"))
         )
     db.session.commit()
@@ -168,15 +168,15 @@ def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) ->
     return True
 
 
-def _seen_fingerprints(job_id: int | None, run_id: int, fingerprints: list[str]) -> set[str]:
-    if job_id is None:
+def _seen_fingerprints(job_pk: int | None, run_id: int, fingerprints: list[str]) -> set[str]:
+    if job_pk is None:
         return set()
     seen: set[str] = set()
     for start in range(0, len(fingerprints), SEEN_CHUNK):
         seen.update(
             db.session.scalars(
                 select(Record.fingerprint).where(
-                    Record.job_id == job_id,
+                    Record.job_id == job_pk,
                     Record.run_id != run_id,
                     Record.fingerprint.in_(fingerprints[start : start + SEEN_CHUNK]),
                 )
@@ -197,9 +197,9 @@ def fail_run(run_id: int, reason: str, from_statuses: tuple[str, ...] = IN_PROGR
     if not failed:
         db.session.rollback()
         return False
-    job_id = _job_of(run_id)
-    if job_id is not None:
-        rest_job(job_id, failed=True, error=reason)
+    job_pk = _job_of(run_id)
+    if job_pk is not None:
+        rest_job(job_pk, failed=True, error=reason)
     db.session.commit()
     log.warning("run failed run_id=%s: %s", run_id, reason)
     return True

@@ -1,4 +1,5 @@
-"""The RQ worker of the runs queue: a heartbeat /healthz can read, and a graceful stop."""
+"""The RQ worker of the runs queue: the one entry point of every task, which runs inside
+the app's context; a heartbeat /healthz can read; and a graceful stop."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 import signal
 import socket
 
+from flask import Flask
 from rq import Worker
 
+from ..extensions import db
 from ..queueing import beat, forget_beat
 
 # An idle worker proves it is alive every ~20 s (RQ waits worker_ttl - 15 s for a message),
@@ -21,11 +24,19 @@ class RunWorker(Worker):
     reaches the work horse too, which finishes its run within the grace period or hands it
     back to the queue (webapp.runs.executor); the worker then stops instead of taking more."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, app: Flask, **kwargs):
+        self.app = app
         kwargs.setdefault("name", f"{socket.gethostname()}.{os.getpid()}")
         kwargs.setdefault("worker_ttl", WORKER_TTL)
         kwargs.setdefault("job_monitoring_interval", MONITORING_INTERVAL)
         super().__init__(*args, **kwargs)
+
+    def perform_job(self, *args, **kwargs):
+        """In the work horse: the task gets the app context (built once, in the worker) and
+        database connections of its own, never the parent's (the horse is a fork)."""
+        with self.app.app_context():
+            db.engine.dispose(close=False)
+            return super().perform_job(*args, **kwargs)
 
     def heartbeat(self, timeout=None, pipeline=None):
         super().heartbeat(timeout, pipeline)
