@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cronsim import CronSim, CronSimError
+from helpers import utc
 
 from webapp.schedules import Schedule, ScheduleError, parse_schedule, validate_cron
 
@@ -36,9 +37,6 @@ LEAP_DAY = datetime(2028, 2, 29, tzinfo=UTC)
 # next_after gives up on a schedule with no match within 8 years (cronsim looks 50 ahead).
 HORIZON = timedelta(days=8 * 365)
 
-
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
 
 
 # -- the reference ---------------------------------------------------------------------------

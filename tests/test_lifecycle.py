@@ -3,11 +3,12 @@ database state DESIGN.md promises; each guards a defect that was measured on the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import time_machine
 from conftest import make_job
+from helpers import fresh, utc
 from redis import Redis
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,15 +28,6 @@ from webapp.runs.lifecycle import (
 )
 from webapp.scheduling import JobScheduler, fire_entries, reconcile
 from webapp.timeutil import now
-
-
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
-
-def fresh(db, model, row_id):
-    db.session.expire_all()
-    return db.session.get(model, row_id)
 
 
 def record(fingerprint: str) -> dict:

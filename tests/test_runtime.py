@@ -7,11 +7,12 @@ import signal
 from datetime import timedelta
 
 import pytest
+from conftest import make_job
+from feeds import rss_document, wait_until
+from helpers import due_in, fresh, runs_of
 from redis import Redis
 from sqlalchemy import func, select
 
-from conftest import make_job
-from feeds import rss_document, wait_until
 from webapp.models import Job, Record, Run
 from webapp.queueing import SCHEDULED_JOBS_KEY
 from webapp.timeutil import now
@@ -25,24 +26,7 @@ ITEMS = [
 ]
 
 
-def fresh(db, model, row_id):
-    db.session.expire_all()
-    return db.session.get(model, row_id)
 
-
-def runs_of(db, job, status=None):
-    db.session.expire_all()
-    query = select(Run).where(Run.job_id == job.id).order_by(Run.id)
-    if status:
-        query = query.where(Run.status == status)
-    return db.session.scalars(query).all()
-
-
-def due_in(db, job, seconds: float) -> None:
-    """Move a job's next slot close: the scheduler's reconcile pass picks it up from the DB."""
-    job = fresh(db, Job, job.id)
-    job.next_run_at = (now() + timedelta(seconds=seconds)).replace(microsecond=0)
-    db.session.commit()
 
 
 def test_scheduled_slot_runs_on_a_worker_and_stores_matching_records(db, project, feed_server, processes):

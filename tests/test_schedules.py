@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from helpers import utc
 
 from webapp.schedules import ScheduleError, parse_schedule
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 
-
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

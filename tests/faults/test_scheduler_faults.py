@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 import pytest
 from conftest import make_job
 from feeds import rss_document, wait_until
+from helpers import due_in, fresh, runs_of, set_next_run
 from redis import Redis
 from sqlalchemy import func, select, update
 
@@ -52,21 +53,6 @@ TOGETHER = timedelta(minutes=2, seconds=5)
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def fresh(db, model, row_id):
-    db.session.expire_all()
-    return db.session.get(model, row_id)
-
-
-def runs_of(db, job, status=None, slot=None):
-    db.session.expire_all()
-    query = select(Run).where(Run.job_id == job.id).order_by(Run.id)
-    if status:
-        query = query.where(Run.status == status)
-    if slot is not None:
-        query = query.where(Run.scheduled_for == slot)
-    runs = db.session.scalars(query).all()
-    db.session.rollback()  # hold no read transaction: the faults below lock tables
-    return runs
 
 
 def count_runs(db, *where) -> int:
@@ -75,15 +61,6 @@ def count_runs(db, *where) -> int:
     return count
 
 
-def set_next_run(db, job, slot: datetime) -> datetime:
-    """Move a job's next slot in SQL; the scheduler's reconcile pass picks it up."""
-    db.session.execute(update(Job).where(Job.id == job.id).values(next_run_at=slot))
-    db.session.commit()
-    return slot
-
-
-def due_in(db, job, seconds: float) -> datetime:
-    return set_next_run(db, job, (now() + timedelta(seconds=seconds)).replace(microsecond=0))
 
 
 def entries(redis: Redis) -> dict[str, int]:
@@ -559,82 +536,6 @@ def test_a_frozen_redis_delays_a_slot_which_then_fires_once_and_no_process_dies(
 
 
 DATABASE_LOCK_SECONDS = 10
-
-
-@pytest.mark.parametrize("worker_busy", [False, True], ids=["idle-worker", "worker-mid-run"])
-def test_a_frozen_redis_delays_a_slot_which_then_fires_once_and_no_process_dies(
-    db, project, feed_server, processes, own_redis, worker_busy
-):
-    """DESIGN.md: "No process dies of a blip: the scheduler handles errors per entry and drops
-    a due entry only after its run is committed".
-
-    Redis stopped (SIGSTOP) for 15 s while a job's slot falls due (and, in one case, while
-    the worker is in the middle of another job's run): the scheduler and the worker are alive
-    afterwards, the slot fires once after SIGCONT and its run completes (so does the run that
-    was going), and a slot due after the thaw fires and completes too.
-    """
-    from webapp.jobs.service import run_now
-
-    url = feed_server.serve("/feed.xml", rss_document(ITEMS))
-    slow_url = feed_server.serve("/slow.xml", rss_document(ITEMS), delay=3)  # < fetch timeout
-    job = make_job(project, sources=[url], prompt="acme", schedule="daily")
-    other = make_job(project, name="slow", sources=[slow_url], prompt="acme", schedule="daily")
-    redis = own_redis.client
-    worker = processes.worker()
-    scheduler = processes.scheduler()
-    wait_for_scheduler_and_worker(redis)
-
-    going = None
-    if worker_busy:
-        going = run_now(fresh(db, Job, other.id))
-        wait_until(lambda: fresh(db, Run, going.id).status == "running", 10,
-                   message="the other job's run going")
-        db.session.rollback()
-    slot = due_in(db, job, 4)
-    entry = Entry.of(job.public_id, slot).id
-    wait_until(lambda: entry in entries(redis), 3, interval=0.1, message="the slot's entry")
-    own_redis.freeze()
-    try:
-        frozen_at = now()
-        assert frozen_at < slot, "Redis must freeze before the slot falls due"
-        hold(REDIS_FREEZE_SECONDS, scheduler, worker)
-    finally:
-        own_redis.thaw()
-    thawed_at = now()
-    assert slot < thawed_at
-
-    run = wait_until(lambda: runs_of(db, job, "completed", slot), 40,
-                     message="the delayed slot's run completed")[0]
-    assert run.created_at >= thawed_at - timedelta(seconds=0.5)  # fired after the thaw
-    assert len(runs_of(db, job, slot=slot)) == 1
-    assert alive(scheduler) and alive(worker)
-    if going is not None:
-        going = wait_until(lambda: (r := fresh(db, Run, going.id)).status != "running" and r,
-                           30, message="the run that was going ended")
-        assert (going.status, going.error) == ("completed", None)
-        assert going.record_count == 2
-
-    later = due_in(db, job, 2)
-    wait_until(lambda: runs_of(db, job, "completed", later), 30,
-               message="the slot after the thaw completed")
-    assert [(r.scheduled_for, r.status) for r in runs_of(db, job)] == [
-        (slot, "completed"), (later, "completed")
-    ]
-    assert alive(scheduler) and alive(worker)
-
-
-# --- 5. the database locked ------------------------------------------------------------------
-
-
-DATABASE_LOCK_SECONDS = 10
-
-
-REAPED_AFTER_THE_LOCK = (
-    "Known defect, reported: after a database outage longer than BYTESTACK_STALE_RUN_SECONDS "
-    "the reaper's first pass (webapp/runs/lifecycle.py reap) can fail a run whose worker is "
-    "alive, because the heartbeat it judges could not be written during the outage either "
-    "(a race with the heartbeat: mostly lost on SQLite, mostly won on PostgreSQL)."
-)
 
 
 @pytest.mark.parametrize("worker_busy", [False, True], ids=["idle-worker", "worker-mid-run"])

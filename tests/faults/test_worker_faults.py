@@ -12,12 +12,12 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from feeds import rss_document, trickle, wait_until
+from helpers import due_in, fresh, runs_of
 from redis import Redis
 from sqlalchemy import func, select
 
@@ -49,14 +49,6 @@ def new_job(project, **overrides) -> Job:
     return create_job(project, data)
 
 
-def fresh(db, model, row_id):
-    db.session.expire_all()
-    return db.session.get(model, row_id)
-
-
-def runs_of(db, job) -> list[Run]:
-    db.session.expire_all()
-    return db.session.scalars(select(Run).where(Run.job_id == job.id).order_by(Run.id)).all()
 
 
 def titles_of(db, run) -> set[str]:
@@ -102,13 +94,6 @@ def wait_ready(redis_url: str, workers: int, scheduler: bool = False) -> None:
         30, 0.1, message=f"{workers} workers{' and a scheduler' if scheduler else ''} up",
     )
 
-
-def due_in(db, job, seconds: float):
-    """Move a job's next slot close: the scheduler's reconcile pass picks it up from the DB."""
-    job = fresh(db, Job, job.id)
-    job.next_run_at = (now() + timedelta(seconds=seconds)).replace(microsecond=0)
-    db.session.commit()
-    return job.next_run_at
 
 
 def sigterm(processes, name: str, how: str) -> None:
