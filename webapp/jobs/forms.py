@@ -7,6 +7,7 @@ import re
 
 from ..models import Job
 from ..schedules import INTERVALS
+from ..schemas import JOB_NAME_MAX, LIMIT_DEFAULT, LIMIT_MAX, LIMIT_MIN, PROMPT_MAX
 
 PRESETS = [
     ("every_hour", "Every hour"),
@@ -24,6 +25,13 @@ DATE_RANGES = [
     ("30d", "Last 30 days"),
 ]
 _DAILY = re.compile(r"^(\d{1,2}) (\d{1,2}) \* \* \*$")
+# The maxlength/min/max attributes of the New Job and Query forms: the schemas' limits.
+FORM_LIMITS = {
+    "name": JOB_NAME_MAX,
+    "prompt": PROMPT_MAX,
+    "limit_min": LIMIT_MIN,
+    "limit_max": LIMIT_MAX,
+}
 # Sources that need parameters (a URL, selectors) are written in the text box, not picked.
 CONFIGURED_SOURCES = frozenset(("rss", "web", "json"))
 
@@ -62,16 +70,22 @@ def picked_sources(form) -> list[str]:
     return form.getlist("source_ids") if hasattr(form, "getlist") else list(form.get("source_ids", []))
 
 
-def job_data_from_form(form) -> dict:
-    sources = picked_sources(form) + source_lines(form.get("sources", ""))
-    limit = form.get("limit", "").strip()
+def query_data_from_form(form) -> dict:
+    """The Query page's fields (and the New Job form's query part) as the schemas take them:
+    the schemas parse the digits of `limit` and explain anything else."""
     last = form.get("date_range", "")
     return {
-        "name": form.get("name", ""),
         "prompt": form.get("prompt", ""),
-        "sources": sources,
-        "limit": limit or None,  # the service parses digits and explains anything else
+        "sources": picked_sources(form) + source_lines(form.get("sources", "")),
+        "limit": form.get("limit", "").strip() or None,
         "date_range": {"last": last} if last else None,
+    }
+
+
+def job_data_from_form(form) -> dict:
+    return {
+        "name": form.get("name", ""),
+        **query_data_from_form(form),
         "schedule": schedule_from_form(form),
         "timezone": form.get("timezone", "UTC").strip() or "UTC",
     }
@@ -92,7 +106,7 @@ def form_from_job(job: Job) -> dict:
         "name": job.name,
         "prompt": job.prompt,
         "source_ids": [s["type"] for s in job.sources if _pickable(s)],
-        "sources": "\n".join(_source_line(s) for s in job.sources if not _pickable(s)),
+        "sources": "\n".join(source_line(s) for s in job.sources if not _pickable(s)),
         "limit": str(job.limit),
         "date_range": (job.date_range or {}).get("last", ""),
         "schedule_kind": kind,
@@ -106,7 +120,8 @@ def _pickable(source: dict) -> bool:
     return set(source) == {"type"} and source["type"] not in CONFIGURED_SOURCES
 
 
-def _source_line(source: dict) -> str:
+def source_line(source: dict) -> str:
+    """A stored source as the text box takes it back: its id, a feed URL, or its JSON."""
     if source["type"] == "rss" and set(source) == {"type", "url"}:
         return source["url"]
     if set(source) == {"type"}:
@@ -119,7 +134,7 @@ EMPTY_FORM = {
     "prompt": "",
     "source_ids": [],
     "sources": "",
-    "limit": "100",
+    "limit": str(LIMIT_DEFAULT),
     "date_range": "",
     "schedule_kind": "every_hour",
     "daily_at": "08:00",

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from flask import current_app
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..dates import clean_date_range
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, NotFoundError
 from ..extensions import db
 from ..models import Job, Project, Record, Run
-from ..prompt import parse_prompt
 from ..queueing import QueuedRun, enqueue_runs, get_redis
-from ..schedules import Schedule, ScheduleError, parse_schedule
+from ..schedules import Schedule
 from ..scheduling import drop_job_entry, queue_timeout, sync_job_entry
-from ..sources import SourceError, normalise_sources
+from ..schemas import JobCreate, JobUpdate, validate
 from ..timeutil import isoformat, now
 
 log = logging.getLogger(__name__)
-
-WRITABLE = ("name", "prompt", "sources", "schedule", "timezone", "date_range", "limit", "webhook_url")
-DEFAULT_LIMIT = 100
-SCHEDULE_MAX_LENGTH = 200  # Job.schedule_value
 
 
 def default_project() -> Project:
@@ -41,118 +34,18 @@ def ensure_project(name: str) -> Project:
     return project
 
 
-def _given(data: dict, name: str, creating: bool, errors: dict[str, str]) -> bool:
-    """Whether `name` is in `data`; when creating, its absence is an error."""
-    if name in data:
-        return True
-    if creating:
-        errors[name] = f"{name} is required."
-    return False
-
-
-def _clean_query_part(data: dict, creating: bool, errors: dict[str, str], cleaned: dict) -> None:
-    """prompt, sources, limit and date_range: the fields a job shares with a one-off query."""
-
-    def require(name: str) -> bool:
-        return _given(data, name, creating, errors)
-
-    if require("prompt"):
-        prompt = data["prompt"]
-        if not isinstance(prompt, str) or not prompt.strip():
-            errors["prompt"] = "Write a prompt: what should be looked for?"
-        elif len(prompt) > 2000:
-            errors["prompt"] = f"The prompt can be at most 2000 characters (it has {len(prompt)})."
-        else:
-            cleaned["prompt"] = prompt.strip()
-    sources = data.get("sources")
-    if not sources and isinstance(cleaned.get("prompt"), str):
-        # "… on Reddit" names the source when none is given.
-        named = parse_prompt(cleaned["prompt"]).sources
-        if named:
-            data = {**data, "sources": named}
-    if require("sources"):
-        try:
-            cleaned["sources"] = normalise_sources(data["sources"])
-        except SourceError as exc:
-            errors["sources"] = str(exc)
-    if "limit" in data and data["limit"] is not None:
-        limit = data["limit"]
-        if isinstance(limit, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", limit):
-            limit = int(limit)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            errors["limit"] = "limit must be a whole number from 1 to 1000."
-        else:
-            cleaned["limit"] = limit
-    elif creating:
-        cleaned["limit"] = DEFAULT_LIMIT
-    if "date_range" in data:
-        try:
-            cleaned["date_range"] = clean_date_range(data["date_range"])
-        except ValueError as exc:
-            errors["date_range"] = str(exc)
-
-
-def clean_query_fields(data: dict) -> dict:
-    """Validate a one-off query's fields; raise ValidationError listing each bad one."""
-    errors: dict[str, str] = {}
-    cleaned: dict = {}
-    _clean_query_part(data, True, errors, cleaned)
-    if errors:
-        raise ValidationError(errors)
-    return cleaned
-
-
 def clean_job_fields(data: dict, current: Job | None = None) -> dict:
-    """Validate the writable fields present in `data`; raise ValidationError listing each bad one."""
-    errors: dict[str, str] = {}
-    cleaned: dict = {}
-    creating = current is None
-
-    def require(name: str) -> bool:
-        return _given(data, name, creating, errors)
-
-    if require("name"):
-        name = data["name"]
-        if not isinstance(name, str) or not name.strip():
-            errors["name"] = "Give the job a name."
-        elif len(name.strip()) > 200:
-            errors["name"] = "The name can be at most 200 characters."
-        else:
-            cleaned["name"] = name.strip()
-    _clean_query_part(data, creating, errors, cleaned)
-    if "webhook_url" in data:
-        url = data["webhook_url"]
-        if url in (None, ""):
-            cleaned["webhook_url"] = None
-        else:
-            # One rule for every URL that will receive events: the project webhooks' rule.
-            from ..settings.webhooks import clean_url
-
-            try:
-                cleaned["webhook_url"] = clean_url(url)
-            except ValidationError as exc:
-                errors["webhook_url"] = exc.message
-    if "schedule" in data or "timezone" in data or creating:
-        if require("schedule") or current is not None:
-            schedule_value = data.get("schedule", _current_schedule_value(current))
-            zone = data.get("timezone", current.timezone if current else "UTC")
-            try:
-                schedule = parse_schedule(schedule_value, zone)
-                if len(schedule.value) > SCHEDULE_MAX_LENGTH:  # the column's size
-                    raise ScheduleError(
-                        f"A cron expression can be at most {SCHEDULE_MAX_LENGTH} characters."
-                    )
-                cleaned["schedule"] = schedule
-            except ScheduleError as exc:
-                errors[exc.field] = exc.message
-    if errors:
-        raise ValidationError(errors)
-    return cleaned
+    """A new job's fields (`current` None), or the fields a change to `current` sends,
+    validated; ValidationError names each bad one."""
+    if current is None:
+        return validate(JobCreate, data).values()
+    if "schedule" in data or "timezone" in data:
+        # A schedule is read in its timezone: a change of either is checked with the other.
+        data = {"schedule": _current_schedule_value(current), "timezone": current.timezone, **data}
+    return validate(JobUpdate, data).given()
 
 
-def _current_schedule_value(job: Job | None):
-    if job is None:
-        return None
+def _current_schedule_value(job: Job) -> dict:
     if job.schedule_type == "interval":
         return {"type": "interval", "value": job.schedule_value}
     return {"type": "cron", "expression": job.schedule_value}
@@ -195,13 +88,8 @@ def create_job(project: Project, data: dict) -> Job:
 
 
 def update_job(job: Job, data: dict) -> Job:
-    unknown = set(data) - set(WRITABLE) - {"state"}
-    if unknown:
-        raise ValidationError({sorted(unknown)[0]: f"{sorted(unknown)[0]} is not a writable field."})
-    cleaned = clean_job_fields({k: v for k, v in data.items() if k != "state"}, current=job)
-    state = data.get("state")
-    if state is not None and state not in ("paused", "active"):
-        raise ValidationError({"state": 'state can be set to "paused" or "active".'})
+    cleaned = clean_job_fields(data, current=job)
+    state = cleaned.pop("state", None)
     schedule_changed = "schedule" in cleaned and (
         (cleaned["schedule"].type, cleaned["schedule"].value, cleaned["schedule"].timezone)
         != (job.schedule_type, job.schedule_value, job.timezone)

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from ..errors import NotFoundError
 from ..extensions import db
 from ..ids import new_public_id
-from ..jobs.service import clean_query_fields
 from ..models import Project, Run
 from ..queueing import QueuedRun, enqueue_runs, get_redis
 from ..scheduling import queue_timeout
+from ..schemas import QueryCreate, validate
 from ..timeutil import now
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def submit_query(project: Project, data: dict) -> Run:
     """Validate and queue a one-off query; raise ValidationError naming each bad field."""
-    params = clean_query_fields(data)
+    params = validate(QueryCreate, data).values()
     run = Run(
         public_id=new_public_id("qry"),
         project_id=project.id,
@@ -29,12 +29,7 @@ def submit_query(project: Project, data: dict) -> Run:
         trigger="query",
         scheduled_for=now(),
         status="queued",
-        params={
-            "prompt": params["prompt"],
-            "sources": params["sources"],
-            "date_range": params.get("date_range"),
-            "limit": params["limit"],
-        },
+        params=params,
     )
     db.session.add(run)
     db.session.commit()
@@ -49,11 +44,14 @@ def submit_query(project: Project, data: dict) -> Run:
 
 
 def get_query(project: Project, public_id: str) -> Run:
-    run = db.session.scalar(
-        select(Run).where(
-            Run.public_id == public_id, Run.project_id == project.id, Run.job_id.is_(None)
+    run = None
+    # PostgreSQL answers text with NUL with an error, not an empty result; no id holds one.
+    if "\x00" not in public_id:
+        run = db.session.scalar(
+            select(Run).where(
+                Run.public_id == public_id, Run.project_id == project.id, Run.job_id.is_(None)
+            )
         )
-    )
     if run is None:
         raise NotFoundError("No query with this id in this project.")
     return run

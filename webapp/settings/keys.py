@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..api.auth import create_api_key
-from ..errors import NotFoundError, ValidationError
+from ..errors import NotFoundError
 from ..extensions import db
-from ..models import KEY_SCOPES, ApiKey, Project
+from ..models import ApiKey, Project
+from ..schemas import ApiKeyCreate, validate
 from ..timeutil import now
 
 
@@ -31,16 +32,8 @@ def get_key(project: Project, public_id: str) -> ApiKey:
 
 def create_key(project: Project, name, scope) -> tuple[ApiKey, str]:
     """Validate and create a key; the secret is returned once and only its hash is kept."""
-    errors: dict[str, str] = {}
-    if not isinstance(name, str) or not name.strip():
-        errors["name"] = "Name the key after what uses it, e.g. “CI export”."
-    elif len(name.strip()) > 100:
-        errors["name"] = "A key name can be at most 100 characters."
-    if scope not in KEY_SCOPES:
-        errors["scope"] = f"Choose a scope: {', '.join(KEY_SCOPES)}."
-    if errors:
-        raise ValidationError(errors)
-    return create_api_key(project, scope, name.strip())
+    spec = validate(ApiKeyCreate, {"name": name, "scope": scope})
+    return create_api_key(project, spec.scope, spec.name)
 
 
 def revoke_key(key: ApiKey) -> ApiKey:

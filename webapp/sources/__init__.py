@@ -39,11 +39,10 @@ class FetchContext:
 
 
 def normalise_sources(value) -> list[dict]:
-    """Validate a job's `sources` into a list of objects; raise SourceError with the reason."""
+    """Validate a job's `sources` into a list of objects; raise SourceError with the reason.
+    How many a job may have is the schemas' rule (webapp.schemas.SOURCES_MAX)."""
     if not isinstance(value, list) or not value:
         raise SourceError("Add at least one source, for example an RSS feed URL.")
-    if len(value) > 50:
-        raise SourceError("A job can have at most 50 sources.")
     result = []
     for index, item in enumerate(value, start=1):
         if isinstance(item, str):
