@@ -698,7 +698,7 @@ def test_a_running_job_row_polls_every_2s_and_an_active_one_does_not(client, db,
     doc = page(client.get("/jobs"))
     busy_row = doc.by_id(f"job-{running.public_id}")
     assert busy_row.attrs.get("hx-trigger") == "every 2s"
-    assert busy_row.attrs.get("hx-get") == f"/jobs/{running.public_id}/row"
+    assert busy_row.attrs.get("hx-get").startswith(f"/jobs/{running.public_id}/row?seen=")
     assert busy_row.attrs.get("hx-target") == "this"
     assert busy_row.attrs.get("hx-swap") == "outerHTML"
     assert doc.by_id(f"job-{idle.public_id}").attrs.get("hx-trigger") != "every 2s"
@@ -728,6 +728,7 @@ def test_a_polled_row_stops_polling_when_the_run_ends(client, db, project):
 def strict_client(app, owner, project):
     """A second app on the same database and environment, with CSRF protection on."""
     from conftest import login
+
     from webapp import create_app
 
     strict = create_app({"TESTING": True})
@@ -774,3 +775,31 @@ def test_the_api_needs_no_csrf_token_on_the_strict_app(strict_client, api_key, d
         headers=api_key("write"),
     )
     assert response.status_code == 201
+
+
+# --- the address bar after boosted navigation ------------------------------------------------
+
+
+def test_a_boosted_page_names_its_own_url_for_the_address_bar(client, db, project):
+    boosted = {"HX-Request": "true", "HX-Boosted": "true"}
+    job = make_job(project)
+    landed = client.get("/jobs?state=paused", headers=boosted)
+    assert landed.headers["HX-Push-Url"] == "/jobs?state=paused"
+    assert client.get(f"/jobs/{job.public_id}", headers=boosted).headers["HX-Push-Url"] == (
+        f"/jobs/{job.public_id}"
+    )
+    assert "HX-Push-Url" not in client.get("/jobs").headers  # no htmx: the browser knows
+    polled = client.get(f"/jobs/{job.public_id}/row", headers={"HX-Request": "true"})
+    assert "HX-Push-Url" not in polled.headers  # a poll is not a navigation
+    restore = client.get("/jobs", headers={**boosted, "HX-History-Restore-Request": "true"})
+    assert "HX-Push-Url" not in restore.headers
+
+
+def test_a_settings_form_answered_in_place_shows_its_sections_url(client, db):
+    boosted = {"HX-Request": "true", "HX-Boosted": "true"}
+    invited = client.post("/settings/invitations", data={"role": "viewer"}, headers=boosted)
+    assert invited.status_code == 200 and "/invite/" in invited.text
+    assert invited.headers["HX-Push-Url"] == "/settings/members"
+    assert 'id="revealed" role="alert" hx-history="false"' in invited.text  # not kept by htmx
+    refused = client.post("/settings/invitations", data={"role": "emperor"}, headers=boosted)
+    assert refused.status_code == 422 and refused.headers["HX-Push-Url"] == "/settings/members"

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from .accounts.access import can
 from .api.errors import error_response, http_error_as_json, is_api_request
-from .extensions import db
+from .extensions import db, htmx
 from .health import health_checks, queue_reachable
 from .schedules import humanize_delta
 from .timeutil import isoformat, now
@@ -67,9 +67,23 @@ def register_web(app: Flask) -> None:
         response.vary.add("HX-Request")
         return response
 
+    @app.after_request
+    def boosted_page_url(response):
+        # A boosted form POST that redirects is followed inside the XMLHttpRequest; naming the
+        # page it landed on (HX-Push-Url overrides htmx's own guess) keeps the address bar, the
+        # history entry and a reload on that page rather than on the form's URL.
+        if (
+            htmx.boosted
+            and request.method == "GET"
+            and response.status_code == 200
+            and not htmx.history_restore_request
+        ):
+            response.headers.setdefault("HX-Push-Url", request.full_path.rstrip("?"))
+        return response
+
     app.add_template_filter(_relative, "relative")
     app.add_template_filter(isoformat, "iso")
-    app.add_template_filter(_absolute, "absolute")
+    app.add_template_filter(absolute_time, "absolute")
     app.add_template_filter(_duration, "duration")
     app.add_template_filter(_safe_href, "safe_href")
     app.add_template_global(refresh_trigger)
@@ -77,7 +91,6 @@ def register_web(app: Flask) -> None:
     app.add_template_global(can)
     app.add_template_global(queue_reachable)
     app.add_template_global(_overdue, "is_overdue")
-    app.add_template_global(_job_timeline, "job_timeline")
     app.add_template_filter(_clock, "clock")
 
 
@@ -87,7 +100,8 @@ def _relative(value: datetime | None) -> str:
     return humanize_delta(value - now())
 
 
-def _absolute(value: datetime | None, zone: str | None = None) -> str:
+def absolute_time(value: datetime | None, zone: str | None = None) -> str:
+    """An instant written out in `zone`, by default the viewer's: '2026-05-01 09:21 CEST'."""
     if value is None:
         return "—"
     from zoneinfo import ZoneInfo
@@ -147,13 +161,7 @@ def _overdue(job) -> bool:
     return job.is_overdue(now(), timedelta(seconds=current_app.config["OVERDUE_GRACE_SECONDS"]))
 
 
-def _job_timeline(job):
-    from .jobs.timeline import day_timeline
-
-    return day_timeline(job, viewer_zone())
-
-
-def _clock(value: datetime, zone: str = "UTC") -> str:
+def _clock(value: datetime, zone: str | None = None) -> str:
     from zoneinfo import ZoneInfo
 
-    return value.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+    return value.astimezone(ZoneInfo(zone or viewer_zone())).strftime("%H:%M")

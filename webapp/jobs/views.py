@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
 from flask import (
     Blueprint,
     abort,
@@ -21,10 +24,11 @@ from ..models import JOB_STATES, Job, Record, Run
 from ..projects import current_project
 from ..prompt import parse_prompt
 from ..schedules import ScheduleError, parse_schedule, timezone_names
-from ..timeutil import now
-from . import service
 from ..settings.credentials import project_credentials
 from ..sources import list_sources
+from ..timeutil import now
+from ..web import absolute_time, viewer_zone
+from . import service
 from .forms import (
     DATE_RANGES,
     EMPTY_FORM,
@@ -35,6 +39,7 @@ from .forms import (
     schedule_from_form,
     source_choices,
 )
+from .timeline import day_timeline, project_timeline
 
 bp = Blueprint("jobs", __name__)
 RUNS_PER_PAGE = 25
@@ -68,7 +73,7 @@ JOBS_PER_PAGE = 50
 
 @bp.get("/jobs")
 def list_jobs():
-    """The job list, filtered by state and searched by name or prompt."""
+    """The job list, filtered by state and searched by name or prompt; today across all jobs."""
     state = request.args.get("state", "")
     search = request.args.get("q", "").strip()[:200]
     page = _page_number()
@@ -85,16 +90,35 @@ def list_jobs():
     ).all()
     has_next = len(jobs) > JOBS_PER_PAGE
     jobs = jobs[:JOBS_PER_PAGE]
+    context = {
+        "rows": _rows(jobs),
+        "state": state,
+        "search": search,
+        "page": page,
+        "has_next": has_next,
+        "filtered": bool(state or search),
+    }
+    if htmx and htmx.target == "job-results" and not htmx.history_restore_request:
+        # The filter swaps the list alone; the address bar shows only the filters in use.
+        clean = url_for(
+            "jobs.list_jobs", q=search or None, state=state or None, page=page if page > 1 else None
+        )
+        return render_template("jobs/_list.html", **context), {"HX-Push-Url": clean}
+    # A project without jobs gets the invitation to create one, not an empty day.
+    has_jobs = bool(jobs) or context["filtered"]
     return render_template(
         "jobs/list.html",
-        jobs=jobs,
-        last_runs=last_runs_of(jobs),
-        state=state,
-        search=search,
         states=JOB_STATES,
-        page=page,
-        has_next=has_next,
-        filtered=bool(state or search),
+        timeline=project_timeline(_project().id, viewer_zone()) if has_jobs else None,
+        **context,
+    )
+
+
+@bp.get("/jobs/today")
+def project_day():
+    """Done today / Upcoming across every job of the project (refreshed when runs change)."""
+    return render_template(
+        "jobs/_timeline.html", timeline=project_timeline(_project().id, viewer_zone())
     )
 
 
@@ -112,6 +136,87 @@ def last_runs_of(jobs: list[Job]) -> dict[int, Run]:
         .group_by(Run.job_id)
     )
     return {run.job_id: run for run in db.session.scalars(select(Run).where(Run.id.in_(latest)))}
+
+
+@dataclass
+class Progress:
+    """How far a queued or running run has got: elapsed time, and the worker's counts."""
+
+    run: Run
+    elapsed_ms: int | None
+    sources_done: int | None
+    sources_total: int | None
+    records: int | None
+
+
+def run_progress(run: Run | None) -> Progress | None:
+    """The progress of a run that is still going; None once it ended (or without a run)."""
+    if run is None or not run.is_in_progress:
+        return None
+    counts = run.progress if isinstance(run.progress, dict) else {}
+
+    def count(name: str) -> int | None:
+        value = counts.get(name)
+        return value if type(value) is int and value >= 0 else None
+
+    elapsed = None
+    if run.started_at is not None:
+        elapsed = max(0, int((now() - run.started_at).total_seconds())) * 1000
+    return Progress(run, elapsed, count("sources_done"), count("sources_total"), count("records"))
+
+
+@dataclass
+class JobView:
+    """What a job's row or status panel shows; `seen` marks its runs as rendered, so a poll can
+    tell whether the run history and the day's timeline need drawing again."""
+
+    job: Job
+    last: Run | None
+    progress: Progress | None
+    seen: str
+
+
+def _rows(jobs: list[Job]) -> list[JobView]:
+    """The view of each job, with two queries for the whole list."""
+    last_runs = last_runs_of(jobs)
+    newest: dict[int, int] = {}
+    if jobs:
+        newest = dict(
+            db.session.execute(
+                select(Run.job_id, func.max(Run.id))
+                .where(Run.job_id.in_([job.id for job in jobs]))
+                .group_by(Run.job_id)
+            ).all()
+        )
+    return [
+        JobView(
+            job,
+            last_runs.get(job.id),
+            run_progress(last_runs.get(job.id)),
+            _runs_mark(newest.get(job.id), last_runs.get(job.id)),
+        )
+        for job in jobs
+    ]
+
+
+def _runs_mark(newest_run_id: int | None, last: Run | None) -> str:
+    # A new run (even a skipped one) or the last run's next status changes the mark; progress
+    # within a run does not, since the panel or row shows it itself.
+    state = f"{newest_run_id}:{last.id if last else ''}:{last.status if last else ''}"
+    return hashlib.blake2s(state.encode(), digest_size=6).hexdigest()
+
+
+def _view_of(job: Job) -> JobView:
+    return _rows([job])[0]
+
+
+def _with_runs_changed(body: str, view: JobView):
+    """A row or panel; it announces `runs-changed` when the runs differ from what the page had,
+    so the run history and the timeline refresh then, and only then."""
+    response = make_response(body)
+    if request.args.get("seen") != view.seen:
+        response.headers["HX-Trigger"] = "runs-changed"
+    return response
 
 
 def _render_form(template: str, values: dict, errors: dict, job: Job | None = None, status=200):
@@ -145,7 +250,7 @@ def create_job():
         job = service.create_job(_project(), job_data_from_form(request.form))
     except ValidationError as exc:
         return _render_form("jobs/form.html", values, exc.errors, status=422)
-    flash(f"Job “{job.name}” created. Next run {job.next_run_at:%Y-%m-%d %H:%M} UTC.")
+    flash(f"Job “{job.name}” created. Next run {absolute_time(job.next_run_at)}.")
     return redirect(url_for("jobs.job_page", job_id=job.public_id), 303)
 
 
@@ -197,10 +302,7 @@ def prompt_plan():
     return render_template("jobs/_plan.html", plan=parse_prompt(request.form.get("prompt", "")))
 
 
-@bp.get("/jobs/<job_id>")
-def job_page(job_id: str):
-    """A job's page: its state, actions and run history."""
-    job = _job_or_404(job_id)
+def _run_history(job: Job) -> dict:
     page = _page_number()
     runs = db.session.scalars(
         select(Run)
@@ -209,39 +311,59 @@ def job_page(job_id: str):
         .offset((page - 1) * RUNS_PER_PAGE)
         .limit(RUNS_PER_PAGE + 1)
     ).all()
+    return {
+        "job": job,
+        "runs": runs[:RUNS_PER_PAGE],
+        "page": page,
+        "has_next": len(runs) > RUNS_PER_PAGE,
+    }
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str):
+    """A job's page: its state, actions, today's timeline and run history."""
+    job = _job_or_404(job_id)
     return render_template(
         "jobs/detail.html",
-        job=job,
-        runs=runs[:RUNS_PER_PAGE],
-        page=page,
-        has_next=len(runs) > RUNS_PER_PAGE,
+        view=_view_of(job),
+        timeline=day_timeline(job, viewer_zone()),
+        **_run_history(job),
     )
+
+
+@bp.get("/jobs/<job_id>/runs")
+def job_runs(job_id: str):
+    """A job's run history, one page (refreshed when its runs change)."""
+    return render_template("jobs/_runs.html", **_run_history(_job_or_404(job_id)))
+
+
+@bp.get("/jobs/<job_id>/timeline")
+def job_timeline(job_id: str):
+    """A job's Done today / Upcoming (refreshed when its runs change)."""
+    job = _job_or_404(job_id)
+    return render_template("jobs/_timeline.html", timeline=day_timeline(job, viewer_zone()))
 
 
 @bp.get("/jobs/<job_id>/row")
 def job_row(job_id: str):
     """One row of the job list (polled while the job runs)."""
-    return render_template("jobs/_row.html", job=_job_or_404(job_id))
+    view = _view_of(_job_or_404(job_id))
+    return _with_runs_changed(render_template("jobs/_row.html", view=view), view)
 
 
 @bp.get("/jobs/<job_id>/status")
 def job_status(job_id: str):
     """The state panel of a job's page (polled while the job runs)."""
-    return _status_panel(_job_or_404(job_id))
-
-
-def _status_panel(job: Job):
-    response = make_response(render_template("jobs/_status.html", job=job))
-    response.headers["HX-Trigger"] = "job-status-changed"  # the run history refreshes too
-    return response
+    view = _view_of(_job_or_404(job_id))
+    return _with_runs_changed(render_template("jobs/_status.html", view=view), view)
 
 
 def _after_action(job: Job, message: str | None):
     target = request.headers.get("HX-Target", "") if htmx else ""
-    if target == "job-status":
-        return _status_panel(job)
-    if target == f"job-{job.public_id}":
-        return render_template("jobs/_row.html", job=job)
+    if target in ("job-status", f"job-{job.public_id}"):
+        view = _view_of(job)
+        template = "jobs/_status.html" if target == "job-status" else "jobs/_row.html"
+        return _with_runs_changed(render_template(template, view=view), view)
     if message:
         flash(message)
     return redirect(request.referrer or url_for("jobs.job_page", job_id=job.public_id), 303)
@@ -258,7 +380,7 @@ def pause_job(job_id: str):
 def resume_job(job_id: str):
     """Resume a job from now."""
     job = service.resume_job(_job_or_404(job_id))
-    return _after_action(job, "Job resumed.")
+    return _after_action(job, f"Job resumed. Next run {absolute_time(job.next_run_at)}.")
 
 
 @bp.post("/jobs/<job_id>/run")
@@ -304,6 +426,7 @@ def run_page(run_id: str):
     return render_template(
         "runs/detail.html",
         run=run,
+        job=db.session.get(Job, run.job_id) if run.job_id else None,
         records=records[:RECORDS_PER_PAGE],
         page=page,
         has_next=len(records) > RECORDS_PER_PAGE,

@@ -18,6 +18,7 @@ from ..accounts import service as accounts
 from ..accounts.access import requires
 from ..accounts.models import ROLES
 from ..errors import ConflictError, NotFoundError, ServiceError, ValidationError
+from ..extensions import htmx
 from ..models import KEY_SCOPES
 from ..projects import current_project
 from ..sources import SOURCE_TYPES, list_sources
@@ -34,6 +35,7 @@ SECTIONS = (
     ("webhooks", "settings.webhooks_page", "Webhooks"),
     ("sources", "settings.sources_page", "Sources"),
 )
+SECTION_PAGES = {key: endpoint for key, endpoint, _ in SECTIONS}
 
 
 def _page(template: str, status: int = 200, revealed: dict | None = None, **context):
@@ -52,6 +54,10 @@ def _page(template: str, status: int = 200, revealed: dict | None = None, **cont
     )
     if revealed is not None:
         response.headers["Cache-Control"] = "no-store"
+    if htmx and request.method == "POST":
+        # A form answered in place (an error, or a secret shown once) may have posted to a URL
+        # of its own, such as /settings/invitations: the address bar shows the section's page.
+        response.headers["HX-Push-Url"] = url_for(SECTION_PAGES[template])
     return response
 
 
