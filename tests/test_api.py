@@ -14,56 +14,17 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import func, select
 
+from webapp import schemas
 from webapp.models import ApiKey, Job, Project, Record, Run
 from webapp.queueing import RUNS_QUEUE, run_rq_id
 from webapp.timeutil import now
 
 T0 = datetime(2026, 5, 1, 3, 17, tzinfo=UTC)
 ANY = object()  # "the error may or may not name a field"
-JOB_KEYS = {
-    "id",
-    "overdue",
-    "name",
-    "prompt",
-    "sources",
-    "schedule",
-    "timezone",
-    "date_range",
-    "limit",
-    "state",
-    "next_run_at",
-    "last_sync_at",
-    "last_run",
-    "last_error",
-    "webhook_url",
-    "created_at",
-    "updated_at",
-}
-RUN_KEYS = {
-    "id",
-    "job_id",
-    "trigger",
-    "status",
-    "scheduled_for",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "record_count",
-    "new_count",
-    "error",
-    "result_url",
-}
-RECORD_KEYS = {
-    "id",
-    "source",
-    "url",
-    "title",
-    "text",
-    "author",
-    "published_at",
-    "metrics",
-    "is_new",
-}
+# The contract's fields are the response models' (webapp.schemas), listed nowhere else.
+JOB_KEYS = set(schemas.Job.model_fields)
+RUN_KEYS = set(schemas.Run.model_fields)
+RECORD_KEYS = set(schemas.Record.model_fields)
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
@@ -299,6 +260,13 @@ def test_created_job_has_the_contract_shape_and_defaults(client, write):
     job = response.get_json()
     assert set(job) == JOB_KEYS
     assert re.fullmatch(r"job_[0-9A-HJKMNP-TV-Z]{26}", job["id"])
+    assert (job["name"], job["prompt"]) == ("Acme mentions", '"acme corp" OR acmecorp -jobs')
+    assert job["schedule"] == {
+        "type": "interval",
+        "value": "every_hour",
+        "description": "Every hour",
+    }
+    assert job["overdue"] is False
     assert job["state"] == "active"
     assert job["timezone"] == "UTC"
     assert job["limit"] == 100
@@ -346,6 +314,13 @@ def test_absolute_date_range_is_normalised_to_utc(client, write):
         "start": "2026-04-01T08:00:00Z",
         "end": "2026-04-30T00:00:00Z",
     }
+
+
+def test_a_date_range_with_one_side_is_answered_with_that_side_only(client, write):
+    body = job_body(date_range={"end": "2026-04-30T00:00:00Z"})
+    response = client.post("/v1/jobs", json=body, headers=write)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["date_range"] == {"end": "2026-04-30T00:00:00Z"}
 
 
 def test_date_range_start_just_before_its_end_is_accepted(client, write):
@@ -418,6 +393,13 @@ def test_list_filters_by_state(client, db, project, api_key):
     assert_error(client.get("/v1/jobs?state=sleeping", headers=headers), 422, field="state")
 
 
+def test_an_empty_query_parameter_counts_as_absent(client, project, api_key):
+    make_job(project)
+    response = client.get("/v1/jobs?state=&limit=&cursor=", headers=api_key("read"))
+    assert response.status_code == 200
+    assert len(response.get_json()["data"]) == 1
+
+
 @pytest.mark.parametrize("limit", ["0", "201", "-1", "abc", "true", "1.5", "²", "9" * 5000])
 def test_list_rejects_a_bad_page_limit(client, api_key, limit):
     response = client.get("/v1/jobs", query_string={"limit": limit}, headers=api_key("read"))
@@ -487,6 +469,14 @@ def test_patch_changes_fields_and_keeps_the_rest(client, db, write, created):
         f"/v1/jobs/{created['id']}", json={"date_range": None, "webhook_url": None}, headers=write
     ).get_json()
     assert cleared["date_range"] is None and cleared["webhook_url"] is None
+
+
+def test_patch_with_a_null_limit_leaves_the_limit(client, write, created):
+    response = client.patch(
+        f"/v1/jobs/{created['id']}", json={"limit": None, "name": "Same limit"}, headers=write
+    )
+    assert response.status_code == 200, response.get_json()
+    assert (response.get_json()["limit"], response.get_json()["name"]) == (100, "Same limit")
 
 
 def test_patch_schedule_recomputes_next_run_at_from_now(client, write):

@@ -160,6 +160,34 @@ def test_documented_limits_are_the_servers(document, client, api_key):
     assert jobs_limit["maximum"] == 200
 
 
+def test_objects_and_bodies_are_the_schemas_models(document):
+    """The document is generated: each object lists the response model's fields, each body
+    the request model's, so the field lists are written once (in webapp.schemas)."""
+    from webapp import schemas
+
+    components = document["components"]["schemas"]
+    for name in ("Job", "Run", "Record", "Query", "Webhook", "ApiKey", "StorageFile", "Source"):
+        model = getattr(schemas, name)
+        assert set(components[name]["properties"]) == set(model.model_fields), name
+    job = components["Job"]
+    assert set(job["required"]) == set(schemas.Job.model_fields)
+    assert job["properties"]["overdue"]["type"] == "boolean"
+    assert set(components["JobCreate"]["properties"]) == set(schemas.JobCreate.model_fields)
+    assert set(components["JobUpdate"]["properties"]) == set(schemas.JobCreate.model_fields) | {
+        "state"
+    }
+    assert components["JobUpdate"]["additionalProperties"] is False
+    assert components["JobCreate"]["additionalProperties"] is True
+
+
+def test_a_route_under_v1_without_its_record_breaks_the_document(app):
+    from webapp.api.openapi import build_document
+
+    app.add_url_rule("/v1/undocumented", "undocumented", lambda: "")
+    with pytest.raises(LookupError, match="/v1/undocumented"):
+        build_document(app)
+
+
 # --- inputs that once made the server answer 500 ---------------------------------------------
 
 

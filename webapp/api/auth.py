@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import KEY_SCOPES, ApiKey, Project
+from ..schemas import refuse_unstorable_text, storable
 from ..timeutil import now
 from .errors import ApiError
 
@@ -68,6 +69,7 @@ def require(scope: str):
             refuse_unstorable_path_values(kwargs)
             return view(*args, **kwargs)
 
+        wrapped.required_scope = scope  # the OpenAPI document reads it
         return wrapped
 
     return decorator
@@ -82,45 +84,12 @@ def json_body() -> dict:
         raise ApiError(400, "The body must be a JSON object.", code="malformed_json")
     if not isinstance(data, dict):
         raise ApiError(400, "The body must be a JSON object.", code="malformed_json")
-    _refuse_unstorable_text(data)
+    refuse_unstorable_text(data)  # 422 naming the field, before any rule reads it
     return data
-
-
-def _storable(text: str) -> bool:
-    """Text a database can keep: no NUL (PostgreSQL refuses it) and no lone surrogate
-    ("\\ud800" is valid JSON but not Unicode that UTF-8 can encode)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _refuse_unstorable_text(data: dict) -> None:
-    """422 naming the top-level field whose value (or key) holds unstorable text."""
-    for name, value in data.items():
-        bad = not _storable(name)
-        stack = [value]
-        while stack and not bad:  # iterative: the body may nest almost as deep as the parser
-            item = stack.pop()
-            if isinstance(item, str):
-                bad = not _storable(item)
-            elif isinstance(item, dict):
-                bad = not all(_storable(key) for key in item)
-                stack.extend(item.values())
-            elif isinstance(item, list):
-                stack.extend(item)
-        if bad:
-            message = "Text cannot contain NUL characters or unpaired surrogates."
-            if _storable(name):
-                raise ApiError(422, f"{name}: {message}", field=name)
-            raise ApiError(422, message)
 
 
 def refuse_unstorable_path_values(values: dict) -> None:
     """An id with NUL (or an unpaired surrogate) names nothing; asking PostgreSQL for it
     would be an error, not an empty result."""
-    if any(isinstance(value, str) and not _storable(value) for value in values.values()):
+    if any(isinstance(value, str) and not storable(value) for value in values.values()):
         raise ApiError(404, "There is nothing at this path.")

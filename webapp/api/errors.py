@@ -6,9 +6,10 @@ from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ServiceError
+from ..schemas import Error, ErrorDetail, json_of
 from . import bp
 
-_CODES = {
+CODES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -23,17 +24,18 @@ _CODES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, field: str | None = None):
+    def __init__(
+        self, status: int, message: str, code: str | None = None, field: str | None = None
+    ):
         super().__init__(message)
         self.status, self.message, self.field = status, message, field
-        self.code = code or _CODES.get(status, "error")
+        self.code = code or CODES.get(status, "error")
 
 
 def error_response(status: int, message: str, code: str | None = None, field: str | None = None):
-    body = {"error": {"code": code or _CODES.get(status, "error"), "message": message}}
-    if field:
-        body["error"]["field"] = field
-    response = jsonify(body)
+    at_fault = {"field": field} if field else {}
+    detail = ErrorDetail(code=code or CODES.get(status, "error"), message=message, **at_fault)
+    response = jsonify(json_of(Error(error=detail)))
     response.status_code = status
     return response
 

@@ -1,75 +1,73 @@
-"""Objects as the API contract shows them."""
+"""Rows as the API contract shows them: each object is built as its response model
+(webapp.schemas), whose fields are the only list of what it carries; and keyset pages."""
 
 from __future__ import annotations
 
 import base64
-
 from datetime import timedelta
+from typing import Any
 
-from flask import current_app, request, url_for
+from flask import current_app, jsonify, url_for
+from pydantic import BaseModel
+from sqlalchemy import Select
 
-from ..models import Job, Record, Run
-from ..timeutil import isoformat, now
+from .. import schemas
+from ..extensions import db
+from ..models import ApiKey, Job, Record, Run
+from ..settings.models import Webhook
+from ..timeutil import now
 from .errors import ApiError
 
 
-def job_to_api(job: Job) -> dict:
+def respond(model: BaseModel, status: int = 200):
+    response = jsonify(schemas.json_of(model))
+    response.status_code = status
+    return response
+
+
+def _from_row(model: type[schemas.Out], row: Any, **values: Any) -> Any:
+    """`model` with each field read from `row`'s attribute of that name, except `values`."""
+    read = {name: getattr(row, name) for name in model.model_fields if name not in values}
+    return model(**read, **values)
+
+
+def job_out(job: Job) -> schemas.Job:
     last = job.last_run()
-    return {
-        "id": job.public_id,
-        "name": job.name,
-        "prompt": job.prompt,
-        "sources": job.sources,
-        "schedule": job.schedule.to_api(),
-        "timezone": job.timezone,
-        "date_range": job.date_range,
-        "limit": job.limit,
-        "state": job.state,
-        "next_run_at": isoformat(job.next_run_at),
-        "last_sync_at": isoformat(job.last_sync_at),
-        "last_run": run_to_api(last, job) if last else None,
-        "last_error": job.last_error,
-        "webhook_url": job.webhook_url,
-        "overdue": job.is_overdue(
-            now(), timedelta(seconds=current_app.config["OVERDUE_GRACE_SECONDS"])
-        ),
-        "created_at": isoformat(job.created_at),
-        "updated_at": isoformat(job.updated_at),
-    }
+    grace = timedelta(seconds=current_app.config["OVERDUE_GRACE_SECONDS"])
+    return _from_row(
+        schemas.Job,
+        job,
+        id=job.public_id,
+        schedule=job.schedule.to_api(),
+        last_run=run_out(last, job) if last else None,
+        overdue=job.is_overdue(now(), grace),
+    )
 
 
-def run_to_api(run: Run, job: Job | None = None) -> dict:
+def run_out(run: Run, job: Job | None = None) -> schemas.Run:
     job = job or run.job
-    return {
-        "id": run.public_id,
-        "job_id": job.public_id if job else None,
-        "trigger": run.trigger,
-        "status": run.status,
-        "scheduled_for": isoformat(run.scheduled_for),
-        "started_at": isoformat(run.started_at),
-        "finished_at": isoformat(run.finished_at),
-        "duration_ms": run.duration_ms,
-        "record_count": run.record_count,
-        "new_count": run.new_count,
-        "error": run.error,
-        "result_url": url_for("api.run_records", run_id=run.public_id, _external=True)
-        if run.status == "completed"
+    completed = run.status == "completed"
+    return _from_row(
+        schemas.Run,
+        run,
+        id=run.public_id,
+        job_id=job.public_id if job else None,
+        result_url=url_for("api.run_records", run_id=run.public_id, _external=True)
+        if completed
         else None,
-    }
+    )
 
 
-def record_to_api(record: Record) -> dict:
-    return {
-        "id": record.public_id,
-        "source": record.source,
-        "url": record.url,
-        "title": record.title,
-        "text": record.text,
-        "author": record.author,
-        "published_at": isoformat(record.published_at),
-        "metrics": record.metrics or {},
-        "is_new": record.is_new,
-    }
+def record_out(record: Record) -> schemas.Record:
+    return _from_row(schemas.Record, record, id=record.public_id, metrics=record.metrics or {})
+
+
+def key_out(api_key: ApiKey, model: type[schemas.ApiKey] = schemas.ApiKey, **more) -> Any:
+    return _from_row(model, api_key, id=api_key.public_id, **more)
+
+
+def webhook_out(webhook: Webhook, model: type[schemas.Webhook] = schemas.Webhook, **more) -> Any:
+    return _from_row(model, webhook, id=webhook.public_id, events=list(webhook.events), **more)
 
 
 def encode_cursor(value: int) -> str:
@@ -86,16 +84,22 @@ def decode_cursor(text: str | None) -> int | None:
         value = 0
     # Cursors are row ids; a forged one past 64 bits would overflow the database driver.
     if not 0 < value < 2**63:
-        raise ApiError(400, "The cursor is not valid; use next_cursor from a previous page.",
-                       field="cursor")
+        raise ApiError(
+            400, "The cursor is not valid; use next_cursor from a previous page.", field="cursor"
+        )
     return value
 
 
-def page_limit(default: int = 50, maximum: int = 200) -> int:
-    raw = request.args.get("limit")
-    if raw is None or raw == "":
-        return default
-    # ASCII digits only: int() refuses "²" and digit strings past 4300 characters.
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= maximum:
-        raise ApiError(422, f"limit must be a whole number from 1 to {maximum}.", field="limit")
-    return int(raw)
+def keyset_page(
+    query: Select, column, cursor: str | None, limit: int, oldest_first: bool = False
+) -> tuple[list, str | None]:
+    """One page of `query`'s rows ordered by their id `column` (newest first unless
+    `oldest_first`), after `cursor`; and the cursor of the next page, None on the last."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(column > after if oldest_first else column < after)
+    order = column.asc() if oldest_first else column.desc()
+    rows = db.session.scalars(query.order_by(order).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(getattr(rows[-1], column.key)) if more else None

@@ -2,42 +2,45 @@
 
 from __future__ import annotations
 
-from flask import g, jsonify
+from flask import g
 
+from .. import schemas
 from ..settings import webhooks as service
-from ..settings.models import Webhook
-from ..timeutil import isoformat
 from . import bp
 from .auth import json_body, require
-
-
-def webhook_to_api(webhook: Webhook) -> dict:
-    return {
-        "id": webhook.public_id,
-        "url": webhook.url,
-        "events": list(webhook.events),
-        "created_at": isoformat(webhook.created_at),
-    }
+from .openapi import NO_CONTENT, Reply, documented
+from .serialize import respond, webhook_out
 
 
 @bp.get("/webhooks")
 @require("admin")
+@documented(
+    "listWebhooks", "webhooks", {200: Reply("The webhooks, oldest first.", schemas.WebhookList)}
+)
 def list_webhooks():
     """The project's webhooks, oldest first; secrets are never listed."""
-    return jsonify(data=[webhook_to_api(webhook) for webhook in service.list_webhooks(g.project)])
+    webhooks = service.list_webhooks(g.project)
+    return respond(schemas.WebhookList(data=[webhook_out(webhook) for webhook in webhooks]))
 
 
 @bp.post("/webhooks")
 @require("admin")
+@documented(
+    "createWebhook",
+    "webhooks",
+    {201: Reply("The webhook with its secret.", schemas.WebhookCreated)},
+    body=schemas.WebhookCreate,
+)
 def create_webhook():
     """Create a webhook; the answer carries its signing secret, shown this once."""
     body = json_body()
     webhook, secret = service.create_webhook(g.project, body.get("url"), body.get("events"))
-    return jsonify({**webhook_to_api(webhook), "secret": secret}), 201
+    return respond(webhook_out(webhook, schemas.WebhookCreated, secret=secret), 201)
 
 
 @bp.delete("/webhooks/<webhook_id>")
 @require("admin")
+@documented("deleteWebhook", "webhooks", NO_CONTENT)
 def delete_webhook(webhook_id: str):
     """Delete a webhook and its delivery history."""
     service.delete_webhook(service.get_webhook(g.project, webhook_id))
@@ -46,7 +49,11 @@ def delete_webhook(webhook_id: str):
 
 @bp.post("/webhooks/<webhook_id>/rotate")
 @require("admin")
+@documented(
+    "rotateWebhookSecret", "webhooks", {200: Reply("The new secret.", schemas.WebhookSecret)}
+)
 def rotate_webhook_secret(webhook_id: str):
     """Replace a webhook's secret; the new one is shown this once."""
     webhook = service.get_webhook(g.project, webhook_id)
-    return jsonify(id=webhook.public_id, secret=service.rotate_secret(webhook))
+    secret = service.rotate_secret(webhook)
+    return respond(schemas.WebhookSecret(id=webhook.public_id, secret=secret))
