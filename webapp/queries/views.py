@@ -9,26 +9,16 @@ from sqlalchemy import select
 
 from ..errors import NotFoundError, ValidationError
 from ..extensions import db
-from ..jobs.forms import DATE_RANGES
+from ..jobs.forms import DATE_RANGES, query_data_from_form, source_line
 from ..models import Record, Run
 from ..projects import current_project
 from ..prompt import parse_prompt
+from ..schemas import LIMIT_DEFAULT
 from .service import get_query, submit_query
 
 bp = Blueprint("queries", __name__)
-EMPTY = {"prompt": "", "sources": "", "limit": "100", "date_range": ""}
+EMPTY = {"prompt": "", "sources": "", "limit": str(LIMIT_DEFAULT), "date_range": ""}
 RECENT = 10
-
-
-def query_data_from_form(form) -> dict:
-    limit = form.get("limit", "").strip()
-    last = form.get("date_range", "")
-    return {
-        "prompt": form.get("prompt", ""),
-        "sources": [line.strip() for line in form.get("sources", "").splitlines() if line.strip()],
-        "limit": int(limit) if limit.isdigit() else (limit or None),
-        "date_range": {"last": last} if last else None,
-    }
 
 
 def _page(values: dict, errors: dict, status: int = 200):
@@ -97,8 +87,9 @@ def _result_context(run: Run) -> dict:
     save = urlencode(
         {
             "prompt": params.get("prompt", ""),
-            "sources": "\n".join(s.get("url") or s["type"] for s in params.get("sources", [])),
-            "limit": params.get("limit", 100),
+            # Each source as New Job's text box takes it, options and all.
+            "sources": "\n".join(source_line(s) for s in params.get("sources", [])),
+            "limit": params.get("limit", LIMIT_DEFAULT),
             "date_range": (params.get("date_range") or {}).get("last", ""),
         }
     )
