@@ -1,5 +1,5 @@
 """webapp.schemas: one model per input and output owns each rule and limit, and one formatter
-turns pydantic's errors into a sentence per field. No app, no database."""
+turns pydantic's errors into a sentence per field. All but the last test need no app."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from webapp import schemas
 from webapp.errors import ValidationError
-from webapp.jobs.forms import job_data_from_form, query_data_from_form
+from webapp.jobs.forms import FORM_LIMITS, job_data_from_form, query_data_from_form
 
 JOB = {"name": "Acme", "prompt": "acme", "sources": ["hackernews"], "schedule": "daily"}
 
@@ -204,3 +204,24 @@ def test_the_json_schema_carries_the_limits_the_rules_check():
     assert query["sources"]["maxItems"] == schemas.SOURCES_MAX
     job = schemas.JobCreate.model_json_schema()["properties"]
     assert job["name"]["maxLength"] == schemas.JOB_NAME_MAX
+
+
+def test_the_forms_limits_are_the_schemas(client, monkeypatch):
+    """maxlength, min and max of New Job and Query are the schemas' limits, not literals."""
+    assert FORM_LIMITS == {
+        "name": schemas.JOB_NAME_MAX,
+        "prompt": schemas.PROMPT_MAX,
+        "limit_min": schemas.LIMIT_MIN,
+        "limit_max": schemas.LIMIT_MAX,
+    }
+    # Other numbers, so that a literal in a template cannot pass for the limit.
+    for name, value in (("name", 77), ("prompt", 777), ("limit_min", 7), ("limit_max", 7777)):
+        monkeypatch.setitem(FORM_LIMITS, name, value)
+    for url in ("/jobs/new", "/query"):
+        page = client.get(url).text
+        prompt = page.split('id="prompt"', 1)[1].split(">", 1)[0]
+        assert 'maxlength="777"' in prompt, url
+        limit = page.split('id="limit"', 1)[1].split(">", 1)[0]
+        assert 'min="7"' in limit and 'max="7777"' in limit, url
+    name = client.get("/jobs/new").text.split('id="name"', 1)[1].split(">", 1)[0]
+    assert 'maxlength="77"' in name
