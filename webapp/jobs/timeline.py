@@ -17,6 +17,8 @@ from ..timeutil import now
 
 MAX_UPCOMING = 48
 MAX_DONE = 48
+# The Jobs page shows the project's day as a strip above the list: a dozen of each.
+PROJECT_MAX = 12
 DONE_STATUSES = ("completed", "failed", "skipped")
 
 
@@ -50,9 +52,9 @@ def day_timeline(job: Job, zone: str) -> Timeline:
     """Today in the viewer's timezone for one job: finished runs, then its slots until midnight."""
     start, tomorrow = _today(zone)
     timeline = Timeline(zone, start, tomorrow, job=job)
-    _fill_done(timeline, Run.job_id == job.id)
+    _fill_done(timeline, MAX_DONE, Run.job_id == job.id)
     if job.is_schedulable and job.next_run_at is not None and job.next_run_at < tomorrow:
-        _fill_upcoming(timeline, [job])
+        _fill_upcoming(timeline, MAX_UPCOMING, [job])
     return timeline
 
 
@@ -60,10 +62,10 @@ def project_timeline(project_id: int, zone: str) -> Timeline:
     """Today in the viewer's timezone across every job of a project."""
     start, tomorrow = _today(zone)
     timeline = Timeline(zone, start, tomorrow)
-    _fill_done(timeline, Run.project_id == project_id, Run.job_id.is_not(None))
-    # The first MAX_UPCOMING slots of the day come from at most MAX_UPCOMING + 1 jobs, those
+    _fill_done(timeline, PROJECT_MAX, Run.project_id == project_id, Run.job_id.is_not(None))
+    # The first PROJECT_MAX slots of the day come from at most PROJECT_MAX + 1 jobs, those
     # due soonest: any other job's first slot has that many earlier ones before it. So a
-    # project with thousands of jobs loads a few dozen of them here.
+    # project with thousands of jobs loads a dozen of them here.
     soonest = db.session.scalars(
         select(Job)
         .where(
@@ -73,13 +75,13 @@ def project_timeline(project_id: int, zone: str) -> Timeline:
             Job.next_run_at < tomorrow,
         )
         .order_by(Job.next_run_at, Job.id)
-        .limit(MAX_UPCOMING + 1)
+        .limit(PROJECT_MAX + 1)
     ).all()
-    _fill_upcoming(timeline, soonest)
+    _fill_upcoming(timeline, PROJECT_MAX, soonest)
     return timeline
 
 
-def _fill_done(timeline: Timeline, *where) -> None:
+def _fill_done(timeline: Timeline, limit: int, *where) -> None:
     finished_today = (
         *where,
         Run.finished_at >= timeline.day_start,
@@ -92,18 +94,18 @@ def _fill_done(timeline: Timeline, *where) -> None:
         .options(contains_eager(Run.job))
         .where(*finished_today)
         .order_by(Run.finished_at.desc(), Run.id.desc())
-        .limit(MAX_DONE)
+        .limit(limit)
     ).all()
     timeline.done = list(reversed(latest))
-    if len(latest) == MAX_DONE:
+    if len(latest) == limit:
         total = db.session.scalar(select(func.count(Run.id)).where(*finished_today))
-        timeline.earlier_done = total - MAX_DONE
+        timeline.earlier_done = total - limit
 
 
-def _fill_upcoming(timeline: Timeline, jobs: list[Job]) -> None:
+def _fill_upcoming(timeline: Timeline, limit: int, jobs: list[Job]) -> None:
     merged = heapq.merge(*(_slots(job, timeline.day_end) for job in jobs), key=lambda s: s.at)
     for slot in merged:
-        if len(timeline.upcoming) == MAX_UPCOMING:
+        if len(timeline.upcoming) == limit:
             timeline.more_upcoming = True
             break
         timeline.upcoming.append(slot)
