@@ -30,7 +30,6 @@ PREVIEW_RECORDS = 20
 # Rows fetched per round trip while streaming: big enough to be fast, small enough to stay flat.
 STREAM_BATCH = 1000
 MAX_ID = 2**63 - 1
-EXPORT_FORMATS = ("json", "csv", "ndjson")
 EXPORT_COLUMNS = (
     "id",
     "run_id",
