@@ -429,6 +429,7 @@ def run_page(run_id: str):
         job=db.session.get(Job, run.job_id) if run.job_id else None,
         records=records[:RECORDS_PER_PAGE],
         page=page,
+        per_page=RECORDS_PER_PAGE,
         has_next=len(records) > RECORDS_PER_PAGE,
         total=db.session.scalar(select(func.count(Record.id)).where(Record.run_id == run.id)),
     )
