@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from .accounts.access import can
 from .api.errors import error_response, http_error_as_json, is_api_request
+from .errors import NotFoundError
 from .extensions import db, htmx
 from .health import health_checks, queue_reachable
 from .schedules import humanize_delta
@@ -34,6 +35,13 @@ def register_web(app: Flask) -> None:
             "error.html", title="Form expired", message="The form expired or was sent from "
             "another site. Go back, reload the page and try again."
         ), 400
+
+    @app.errorhandler(NotFoundError)
+    def not_found(exc: NotFoundError):
+        """Every lookup of another project's (or no) row ends here: one 404 for all views."""
+        if is_api_request():
+            return error_response(404, exc.message, exc.code)
+        return render_template("error.html", title="404 Not Found", message=exc.message), 404
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from ..errors import NotFoundError
 from ..extensions import db
 from ..jobs import service as jobs_service
 from ..models import Job
@@ -22,12 +21,6 @@ bp = Blueprint("analytics", __name__)
 # directly) and nothing else — no scripts, no fetches.
 SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
-
-def _job_or_404(job_id: str) -> Job:
-    try:
-        return jobs_service.get_job(current_project(), job_id)
-    except NotFoundError:
-        abort(404)
 
 
 def _range() -> tuple[DateRange, str | None]:
@@ -52,7 +45,7 @@ def project_page():
 @bp.get("/analytics/jobs/<job_id>")
 def job_page(job_id: str):
     """Analytics of one job."""
-    return _render_page(_job_or_404(job_id))
+    return _render_page(jobs_service.get_job(current_project(), job_id))
 
 
 def _render_page(job: Job | None):
@@ -93,7 +86,7 @@ def project_chart(name: str):
 @bp.get("/analytics/jobs/<job_id>/chart/<name>.svg")
 def job_chart(job_id: str, name: str):
     """One chart of a job's analytics as an SVG image."""
-    return _chart_response(name, _job_or_404(job_id))
+    return _chart_response(name, jobs_service.get_job(current_project(), job_id))
 
 
 def _chart_response(name: str, job: Job | None) -> Response:

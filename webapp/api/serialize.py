@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from sqlalchemy import Select
 
 from .. import schemas
-from ..extensions import db
 from ..models import ApiKey, Job, Record, Run
+from ..paging import keyset
 from ..settings.models import Webhook
 from ..timeutil import now
 from .errors import ApiError
@@ -95,11 +95,5 @@ def keyset_page(
 ) -> tuple[list, str | None]:
     """One page of `query`'s rows ordered by their id `column` (newest first unless
     `oldest_first`), after `cursor`; and the cursor of the next page, None on the last."""
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(column > after if oldest_first else column < after)
-    order = column.asc() if oldest_first else column.desc()
-    rows = db.session.scalars(query.order_by(order).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, more = keyset(query, column, decode_cursor(cursor), limit, descending=not oldest_first)
     return rows, encode_cursor(getattr(rows[-1], column.key)) if more else None

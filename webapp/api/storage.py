@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import g
 
 from .. import schemas
-from ..errors import NotFoundError
 from ..jobs.service import get_job
 from ..storage import service
 from ..storage.views import streamed_download
@@ -61,10 +60,7 @@ def list_storage(params: schemas.StorageListParams):
 @documented("getStorageFile", "storage", {200: RESULT_FILE}, params=schemas.StorageFileParams)
 def get_storage_file(key: str, params: schemas.StorageFileParams):
     """One result file: JSON with the run's metadata and records, or ?format=csv|ndjson."""
-    try:
-        run = service.find_result_file(g.project, key)
-    except NotFoundError as exc:
-        raise ApiError(404, exc.message) from None
+    run = service.find_result_file(g.project, key)
     filename = key if params.format == "json" else key.removesuffix(".json") + f".{params.format}"
     return streamed_download(
         service.stream_result_file(run, params.format), params.format, filename

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from flask import (
     Blueprint,
-    abort,
     flash,
     make_response,
     redirect,
@@ -18,9 +17,10 @@ from flask import (
 from sqlalchemy import func, or_, select
 
 from ..accounts.access import requires
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, ValidationError
 from ..extensions import db, htmx
 from ..models import JOB_STATES, Job, Record, Run
+from ..paging import MAX_PAGE, numbered
 from ..projects import current_project
 from ..prompt import parse_prompt
 from ..schedules import ScheduleError, parse_schedule, timezone_names
@@ -50,16 +50,9 @@ def _project():
     return current_project()
 
 
-def _job_or_404(job_id: str) -> Job:
-    try:
-        return service.get_job(_project(), job_id)
-    except NotFoundError:
-        abort(404)
-
 
 def _page_number() -> int:
-    # Bounded: an offset past 64 bits would overflow the database driver.
-    return min(max(request.args.get("page", 1, type=int) or 1, 1), 1_000_000)
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
 
 
 @bp.get("/")
@@ -81,15 +74,13 @@ def list_jobs():
     if state in JOB_STATES:
         query = query.where(Job.state == state)
     if search:
-        pattern = f"%{escape_like(search)}%"
         query = query.where(
-            or_(Job.name.ilike(pattern, escape="\\"), Job.prompt.ilike(pattern, escape="\\"))
+            or_(
+                Job.name.icontains(search, autoescape=True),
+                Job.prompt.icontains(search, autoescape=True),
+            )
         )
-    jobs = db.session.scalars(
-        query.order_by(Job.id.desc()).offset((page - 1) * JOBS_PER_PAGE).limit(JOBS_PER_PAGE + 1)
-    ).all()
-    has_next = len(jobs) > JOBS_PER_PAGE
-    jobs = jobs[:JOBS_PER_PAGE]
+    jobs, has_next = numbered(query.order_by(Job.id.desc()), page, JOBS_PER_PAGE)
     context = {
         "rows": _rows(jobs),
         "state": state,
@@ -121,9 +112,6 @@ def project_day():
         "jobs/_timeline.html", timeline=project_timeline(_project().id, viewer_zone())
     )
 
-
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def last_runs_of(jobs: list[Job]) -> dict[int, Run]:
@@ -258,14 +246,14 @@ def create_job():
 @requires("editor")
 def edit_job(job_id: str):
     """The edit form of a job."""
-    job = _job_or_404(job_id)
+    job = service.get_job(_project(), job_id)
     return _render_form("jobs/form.html", form_from_job(job), {}, job=job)
 
 
 @bp.post("/jobs/<job_id>/edit")
 def update_job(job_id: str):
     """Save an edited job."""
-    job = _job_or_404(job_id)
+    job = service.get_job(_project(), job_id)
     values = {**EMPTY_FORM, **request.form.to_dict(), "source_ids": picked_sources(request.form)}
     try:
         service.update_job(job, job_data_from_form(request.form))
@@ -304,25 +292,16 @@ def prompt_plan():
 
 def _run_history(job: Job) -> dict:
     page = _page_number()
-    runs = db.session.scalars(
-        select(Run)
-        .where(Run.job_id == job.id)
-        .order_by(Run.id.desc())
-        .offset((page - 1) * RUNS_PER_PAGE)
-        .limit(RUNS_PER_PAGE + 1)
-    ).all()
-    return {
-        "job": job,
-        "runs": runs[:RUNS_PER_PAGE],
-        "page": page,
-        "has_next": len(runs) > RUNS_PER_PAGE,
-    }
+    runs, has_next = numbered(
+        select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()), page, RUNS_PER_PAGE
+    )
+    return {"job": job, "runs": runs, "page": page, "has_next": has_next}
 
 
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str):
     """A job's page: its state, actions, today's timeline and run history."""
-    job = _job_or_404(job_id)
+    job = service.get_job(_project(), job_id)
     return render_template(
         "jobs/detail.html",
         view=_view_of(job),
@@ -334,27 +313,27 @@ def job_page(job_id: str):
 @bp.get("/jobs/<job_id>/runs")
 def job_runs(job_id: str):
     """A job's run history, one page (refreshed when its runs change)."""
-    return render_template("jobs/_runs.html", **_run_history(_job_or_404(job_id)))
+    return render_template("jobs/_runs.html", **_run_history(service.get_job(_project(), job_id)))
 
 
 @bp.get("/jobs/<job_id>/timeline")
 def job_timeline(job_id: str):
     """A job's Done today / Upcoming (refreshed when its runs change)."""
-    job = _job_or_404(job_id)
+    job = service.get_job(_project(), job_id)
     return render_template("jobs/_timeline.html", timeline=day_timeline(job, viewer_zone()))
 
 
 @bp.get("/jobs/<job_id>/row")
 def job_row(job_id: str):
     """One row of the job list (polled while the job runs)."""
-    view = _view_of(_job_or_404(job_id))
+    view = _view_of(service.get_job(_project(), job_id))
     return _with_runs_changed(render_template("jobs/_row.html", view=view), view)
 
 
 @bp.get("/jobs/<job_id>/status")
 def job_status(job_id: str):
     """The state panel of a job's page (polled while the job runs)."""
-    view = _view_of(_job_or_404(job_id))
+    view = _view_of(service.get_job(_project(), job_id))
     return _with_runs_changed(render_template("jobs/_status.html", view=view), view)
 
 
@@ -372,21 +351,21 @@ def _after_action(job: Job, message: str | None):
 @bp.post("/jobs/<job_id>/pause")
 def pause_job(job_id: str):
     """Pause a job."""
-    job = service.pause_job(_job_or_404(job_id))
+    job = service.pause_job(service.get_job(_project(), job_id))
     return _after_action(job, "Job paused: it will not run until you resume it.")
 
 
 @bp.post("/jobs/<job_id>/resume")
 def resume_job(job_id: str):
     """Resume a job from now."""
-    job = service.resume_job(_job_or_404(job_id))
+    job = service.resume_job(service.get_job(_project(), job_id))
     return _after_action(job, f"Job resumed. Next run {absolute_time(job.next_run_at)}.")
 
 
 @bp.post("/jobs/<job_id>/run")
 def run_job(job_id: str):
     """Run a job now."""
-    job = _job_or_404(job_id)
+    job = service.get_job(_project(), job_id)
     try:
         service.run_now(job)
         message = "Run queued."
@@ -399,7 +378,7 @@ def run_job(job_id: str):
 @bp.post("/jobs/<job_id>/delete")
 def delete_job(job_id: str):
     """Delete a job with its runs and records."""
-    job = _job_or_404(job_id)
+    job = service.get_job(_project(), job_id)
     name = job.name
     service.delete_job(job)
     if htmx and request.headers.get("HX-Target") == f"job-{job_id}":
@@ -411,25 +390,20 @@ def delete_job(job_id: str):
 @bp.get("/runs/<run_id>")
 def run_page(run_id: str):
     """A run and its records."""
-    try:
-        run = service.get_run(_project(), run_id)
-    except NotFoundError:
-        abort(404)
+    run = service.get_run(_project(), run_id)
     page = _page_number()
-    records = db.session.scalars(
-        select(Record)
-        .where(Record.run_id == run.id)
-        .order_by(Record.position)
-        .offset((page - 1) * RECORDS_PER_PAGE)
-        .limit(RECORDS_PER_PAGE + 1)
-    ).all()
+    records, has_next = numbered(
+        select(Record).where(Record.run_id == run.id).order_by(Record.position),
+        page,
+        RECORDS_PER_PAGE,
+    )
     return render_template(
         "runs/detail.html",
         run=run,
         job=db.session.get(Job, run.job_id) if run.job_id else None,
-        records=records[:RECORDS_PER_PAGE],
+        records=records,
         page=page,
         per_page=RECORDS_PER_PAGE,
-        has_next=len(records) > RECORDS_PER_PAGE,
+        has_next=has_next,
         total=db.session.scalar(select(func.count(Record.id)).where(Record.run_id == run.id)),
     )

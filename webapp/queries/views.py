@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from ..errors import NotFoundError, ValidationError
+from ..errors import ValidationError
 from ..extensions import db
 from ..jobs.forms import DATE_RANGES, FORM_LIMITS, query_data_from_form, source_line
 from ..models import Record, Run
@@ -62,24 +62,18 @@ def run_query():
     return redirect(url_for("queries.query_result", query_id=run.public_id), 303)
 
 
-def _query_or_404(query_id: str) -> Run:
-    try:
-        return get_query(current_project(), query_id)
-    except NotFoundError:
-        abort(404)
-
 
 @bp.get("/query/<query_id>")
 def query_result(query_id: str):
     """A query's status and results."""
-    run = _query_or_404(query_id)
+    run = get_query(current_project(), query_id)
     return render_template("queries/result.html", run=run, **_result_context(run))
 
 
 @bp.get("/query/<query_id>/status")
 def query_status(query_id: str):
     """The results panel, polled every 2 s until the query ends."""
-    run = _query_or_404(query_id)
+    run = get_query(current_project(), query_id)
     return render_template("queries/_results.html", run=run, **_result_context(run))
 
 

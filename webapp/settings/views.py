@@ -61,12 +61,6 @@ def _page(template: str, status: int = 200, revealed: dict | None = None, **cont
     return response
 
 
-def _or_404(lookup, *args):
-    try:
-        return lookup(current_project(), *args)
-    except NotFoundError:
-        abort(404)
-
 
 # --- General ------------------------------------------------------------------------------
 
@@ -146,7 +140,7 @@ def create_api_key():
 @requires("owner")
 def revoke_api_key(key_id: str):
     """Revoke a key: it answers 401 from now on."""
-    key = keys.revoke_key(_or_404(keys.get_key, key_id))
+    key = keys.revoke_key(keys.get_key(current_project(), key_id))
     flash(f"API key “{key.name}” ({key.prefix}…) is revoked.")
     return redirect(url_for("settings.api_keys"), 303)
 
@@ -182,7 +176,7 @@ def change_role(user_id: str):
     try:
         member = accounts.set_role(current_project(), user_id, request.form.get("role"))
     except NotFoundError:
-        abort(404)
+        raise  # the app's one 404 handler answers it; other refusals re-render the page
     except ServiceError as exc:
         return _members_page(422, row_errors={user_id: exc.message})
     flash(f"{member.user.email} is now {member.role}.")
@@ -239,7 +233,7 @@ def create_invitation():
 @requires("owner")
 def revoke_invitation(invitation_id: str):
     """Revoke an open invitation."""
-    _or_404(accounts.revoke_invitation, invitation_id)
+    accounts.revoke_invitation(current_project(), invitation_id)
     flash("The invitation is revoked; its link no longer works.")
     return redirect(url_for("settings.members"), 303)
 
@@ -286,7 +280,7 @@ def create_webhook():
 @requires("owner")
 def rotate_webhook(webhook_id: str):
     """Give a webhook a new secret and show it this once."""
-    webhook = _or_404(webhooks.get_webhook, webhook_id)
+    webhook = webhooks.get_webhook(current_project(), webhook_id)
     secret = webhooks.rotate_secret(webhook)
     return _webhooks_page(200, revealed=_secret_revealed(webhook.url, secret, rotated=True))
 
@@ -295,7 +289,7 @@ def rotate_webhook(webhook_id: str):
 @requires("owner")
 def delete_webhook(webhook_id: str):
     """Delete a webhook."""
-    webhook = _or_404(webhooks.get_webhook, webhook_id)
+    webhook = webhooks.get_webhook(current_project(), webhook_id)
     url = webhook.url
     webhooks.delete_webhook(webhook)
     flash(f"The webhook to {url} is deleted.")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import defer
 from ..errors import NotFoundError
 from ..extensions import db
 from ..models import Job, Project, Record, Run
+from ..paging import keyset
 from ..timeutil import isoformat, parse_timestamp
 
 FILES_PER_PAGE = 25
@@ -123,17 +124,12 @@ def _keyset_page(
     """Run `stmt` (whose first entity has `column` as id) for one page: ids below `before`,
     or above `after` (read upwards, then turned around)."""
     if after is not None:
-        rows = db.session.execute(
-            stmt.where(column > after).order_by(column.asc()).limit(limit + 1)
-        ).all()
-        has_newer, rows = len(rows) > limit, rows[:limit][::-1]
+        rows, has_newer = keyset(stmt, column, after, limit, descending=False, scalars=False)
+        rows = rows[::-1]
         # "Newer" is followed from an older page, so that page is still there.
         has_older = bool(rows)
     else:
-        if before is not None:
-            stmt = stmt.where(column < before)
-        rows = db.session.execute(stmt.order_by(column.desc()).limit(limit + 1)).all()
-        has_older, rows = len(rows) > limit, rows[:limit]
+        rows, has_older = keyset(stmt, column, before, limit, scalars=False)
         has_newer = before is not None and bool(rows)
     return KeysetPage(
         items=rows,

@@ -16,7 +16,6 @@ from flask import (
 )
 from sqlalchemy import select
 
-from ..errors import NotFoundError
 from ..extensions import db, htmx
 from ..models import Job, Run
 from ..projects import current_project
@@ -102,17 +101,11 @@ def files():
     return render_template("storage/files.html", jobs=_project_jobs(), **context), status
 
 
-def _result_file_or_404(key: str) -> Run:
-    try:
-        return service.find_result_file(current_project(), key)
-    except NotFoundError:
-        abort(404)
-
 
 @bp.get("/files/<key>")
 def file_preview(key: str):
     """A result file's facts and its first records."""
-    run = _result_file_or_404(key)
+    run = service.find_result_file(current_project(), key)
     job = db.session.get(Job, run.job_id) if run.job_id else None
     return render_template(
         "storage/file.html",
@@ -127,7 +120,7 @@ def file_preview(key: str):
 @bp.get("/files/<key>/download")
 def file_download(key: str):
     """Download JSON: the whole result file, streamed."""
-    run = _result_file_or_404(key)
+    run = service.find_result_file(current_project(), key)
     return streamed_download(service.stream_result_file(run, "json"), "json", key)
 
 
@@ -167,10 +160,7 @@ def export_records(fmt: str):
 @bp.get("/records/<record_id>")
 def record_detail(record_id: str):
     """One record with every field, its metrics and the source's raw JSON."""
-    try:
-        record = service.get_record(current_project(), record_id)
-    except NotFoundError:
-        abort(404)
+    record = service.get_record(current_project(), record_id)
     run = db.session.get(Run, record.run_id)
     return render_template(
         "storage/record.html",
