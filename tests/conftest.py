@@ -75,12 +75,25 @@ def redis_url(redis_server):
     client.flushall()
 
 
+REDIS_MARKERS = ("redis", "integration", "browser")
+
+
+def needs_redis(request) -> bool:
+    """Unit tests run without Redis; a test gets the real server when it asks for `redis_url`
+    or real processes, or carries one of REDIS_MARKERS."""
+    return bool({"redis_url", "processes"} & set(request.fixturenames)) or any(
+        request.node.get_closest_marker(name) for name in REDIS_MARKERS
+    )
+
+
 @pytest.fixture
-def test_env(tmp_path, redis_url) -> dict:
-    """Environment for the app and for worker/scheduler subprocesses of one test."""
+def test_env(tmp_path, request) -> dict:
+    """Environment for the app and for worker/scheduler subprocesses of one test. Without
+    Redis, REDIS_URL is empty: the rate limiter keeps its counts in memory and whatever
+    would reach the queue finds none (the service layer carries on without it)."""
     return {
         "DATABASE_URL": database_url(tmp_path),
-        "REDIS_URL": redis_url,
+        "REDIS_URL": request.getfixturevalue("redis_url") if needs_redis(request) else "",
         "SECRET_KEY": "test-secret",
         "BYTESTACK_INSTANCE_PATH": str(tmp_path / "instance"),
         # Tests fetch from a server on 127.0.0.1, which the guard refuses by default.

@@ -617,6 +617,7 @@ def _allowed(page: Page, role: str) -> bool:
     return page.role is PUBLIC or ROLES.index(role) >= ROLES.index(page.role)
 
 
+@pytest.mark.redis  # /healthz reads the heartbeats in Redis
 @pytest.mark.parametrize(("page", "persona_name"), list(_cases()))
 def test_dashboard_route_answers_each_persona(app, db, ours, persona, page, persona_name):
     client = app.test_client() if persona_name == "anonymous" else persona(persona_name)
