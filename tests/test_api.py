@@ -1009,3 +1009,32 @@ def test_cli_refuses_an_unknown_scope(app, db):
     result = app.test_cli_runner().invoke(args=["create-api-key", "--scope", "root"])
     assert result.exit_code != 0
     assert db.session.scalar(select(func.count(ApiKey.id))) == 0
+
+
+def test_listing_jobs_costs_the_same_queries_for_few_or_many(client, project, db, api_key):
+    from sqlalchemy import event
+
+    from webapp.jobs.service import run_now
+
+    headers = api_key("read")
+
+    def statements() -> int:
+        executed = []
+        listener = lambda *_args: executed.append(1)  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            response = client.get("/v1/jobs?limit=100", headers=headers)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert response.status_code == 200
+        return len(executed)
+
+    for n in range(3):
+        run_now(make_job(project, name=f"job {n}"))
+    statements()  # the key's first use also records when it was used
+    few = statements()
+    for n in range(3, 30):
+        run_now(make_job(project, name=f"job {n}"))
+    assert statements() == few  # each job's last run comes from one query for the page
+    data = client.get("/v1/jobs?limit=100", headers=headers).get_json()["data"]
+    assert all(job["last_run"]["status"] == "queued" for job in data)

@@ -14,6 +14,7 @@ from .api.errors import error_response, http_error_as_json, is_api_request
 from .errors import NotFoundError
 from .extensions import db, htmx
 from .health import health_checks, queue_reachable
+from .jobs.forms import FORM_LIMITS
 from .schedules import humanize_delta
 from .timeutil import isoformat, now
 
@@ -97,6 +98,8 @@ def register_web(app: Flask) -> None:
     app.add_template_global(refresh_trigger)
     app.add_template_global(viewer_zone)
     app.add_template_global(can)
+    # The Query page and the New Job form take their maxlength/min/max from the schemas.
+    app.add_template_global(FORM_LIMITS, "form_limits")
     app.add_template_global(queue_reachable)
     app.add_template_global(_overdue, "is_overdue")
     app.add_template_filter(_clock, "clock")

@@ -28,7 +28,10 @@ def list_jobs(params: schemas.JobListParams):
     if params.state:
         query = query.where(Job.state == params.state)
     jobs, cursor = keyset_page(query, Job.id, params.cursor, params.limit)
-    return respond(schemas.JobPage(data=[job_out(job) for job in jobs], next_cursor=cursor))
+    last = service.last_runs_of(jobs)
+    return respond(
+        schemas.JobPage(data=[job_out(job, last.get(job.id)) for job in jobs], next_cursor=cursor)
+    )
 
 
 @bp.post("/jobs")

@@ -31,8 +31,13 @@ def _from_row(model: type[schemas.Out], row: Any, **values: Any) -> Any:
     return model(**read, **values)
 
 
-def job_out(job: Job) -> schemas.Job:
-    last = job.last_run()
+_LOOK_UP = object()
+
+
+def job_out(job: Job, last: Run | None | object = _LOOK_UP) -> schemas.Job:
+    """The job as the API shows it; a list passes each job's last run (one query per page)."""
+    if last is _LOOK_UP:
+        last = job.last_run()
     grace = timedelta(seconds=current_app.config["OVERDUE_GRACE_SECONDS"])
     return _from_row(
         schemas.Job,

@@ -202,6 +202,18 @@ def delete_job(job: Job) -> None:
         log.warning("could not drop the schedule entry of deleted job %s", job_id)
 
 
+def last_runs_of(jobs: list[Job]) -> dict[int, Run]:
+    """Each job's latest run that was not skipped, in one query for the whole page."""
+    if not jobs:
+        return {}
+    latest = (
+        select(func.max(Run.id))
+        .where(Run.job_id.in_([job.id for job in jobs]), Run.status != "skipped")
+        .group_by(Run.job_id)
+    )
+    return {run.job_id: run for run in db.session.scalars(select(Run).where(Run.id.in_(latest)))}
+
+
 def get_job(project: Project, public_id: str) -> Job:
     job = None
     # PostgreSQL answers text with NUL with an error, not an empty result; no id holds one.

@@ -114,16 +114,6 @@ def project_day():
 
 
 
-def last_runs_of(jobs: list[Job]) -> dict[int, Run]:
-    """Each job's latest run that was not skipped, in one query for the whole page."""
-    if not jobs:
-        return {}
-    latest = (
-        select(func.max(Run.id))
-        .where(Run.job_id.in_([job.id for job in jobs]), Run.status != "skipped")
-        .group_by(Run.job_id)
-    )
-    return {run.job_id: run for run in db.session.scalars(select(Run).where(Run.id.in_(latest)))}
 
 
 @dataclass
@@ -166,7 +156,7 @@ class JobView:
 
 def _rows(jobs: list[Job]) -> list[JobView]:
     """The view of each job, with two queries for the whole list."""
-    last_runs = last_runs_of(jobs)
+    last_runs = service.last_runs_of(jobs)
     newest: dict[int, int] = {}
     if jobs:
         newest = dict(

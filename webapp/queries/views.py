@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ..errors import ValidationError
 from ..extensions import db
-from ..jobs.forms import DATE_RANGES, FORM_LIMITS, query_data_from_form, source_line
+from ..jobs.forms import DATE_RANGES, query_data_from_form, source_line
 from ..models import Record, Run
 from ..projects import current_project
 from ..prompt import parse_prompt
@@ -19,12 +19,6 @@ from .service import get_query, submit_query
 bp = Blueprint("queries", __name__)
 EMPTY = {"prompt": "", "sources": "", "limit": str(LIMIT_DEFAULT), "date_range": ""}
 RECENT = 10
-
-
-@bp.app_context_processor
-def _form_limits() -> dict:
-    # The Query page and the New Job form share these; registered once, for the whole app.
-    return {"form_limits": FORM_LIMITS}
 
 
 def _page(values: dict, errors: dict, status: int = 200):
