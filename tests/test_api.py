@@ -1021,6 +1021,7 @@ def test_listing_jobs_costs_the_same_queries_for_few_or_many(client, project, db
     def statements() -> int:
         executed = []
         listener = lambda *_args: executed.append(1)  # noqa: E731
+        db.session.expire_all()  # as a fresh request would: nothing cached from the last one
         event.listen(db.engine, "before_cursor_execute", listener)
         try:
             response = client.get("/v1/jobs?limit=100", headers=headers)
