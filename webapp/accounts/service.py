@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import ConflictError, NotFoundError, ServiceError, ValidationError
@@ -99,6 +100,7 @@ def memberships_of(user: User) -> list[Membership]:
         db.session.scalars(
             select(Membership)
             .join(Project)
+            .options(contains_eager(Membership.project))  # pages show it: no query per row
             .where(Membership.user_id == user.id)
             .order_by(Project.name)
         )
@@ -110,6 +112,7 @@ def members_of(project: Project) -> list[Membership]:
         db.session.scalars(
             select(Membership)
             .join(User)
+            .options(contains_eager(Membership.user))  # pages show it: no query per row
             .where(Membership.project_id == project.id)
             .order_by(User.email)
         )
