@@ -258,10 +258,10 @@ class Processes:
         self.logdir = logdir
         self.running: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, script: str) -> subprocess.Popen:
+    def start(self, name: str, script: str, *args: str) -> subprocess.Popen:
         log = open(self.logdir / f"{name}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / script)], env=self.env, cwd=ROOT,
+            [sys.executable, str(ROOT / script), *args], env=self.env, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.running[name] = process
@@ -269,6 +269,10 @@ class Processes:
 
     def worker(self, name: str = "worker") -> subprocess.Popen:
         return self.start(name, "worker.py")
+
+    def notifier(self, name: str = "notifier") -> subprocess.Popen:
+        """A worker of the notifications queue (webhooks, alerts, pushes)."""
+        return self.start(name, "worker.py", "notifications")
 
     def scheduler(self, name: str = "scheduler") -> subprocess.Popen:
         return self.start(name, "scheduler.py")

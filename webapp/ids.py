@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ulid import ULID
 
-PREFIXES = ("job", "run", "qry", "wh", "key", "rec", "prj", "usr", "inv")
+PREFIXES = ("job", "run", "qry", "wh", "key", "rec", "prj", "usr", "inv", "chn", "dlv")
 
 
 def new_public_id(prefix: str) -> str:

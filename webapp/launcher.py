@@ -139,6 +139,7 @@ def main() -> int:
                       "webapp:create_app()"], env),
         *(Child(f"worker-{n}", [sys.executable, str(ROOT / "worker.py")], env)
           for n in range(1, workers + 1)),
+        Child("notifier", [sys.executable, str(ROOT / "worker.py"), "notifications"], env),
         Child("scheduler", [sys.executable, str(ROOT / "scheduler.py")], env),
     ]
     stopping = False

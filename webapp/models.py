@@ -183,6 +183,8 @@ class Run(db.Model):
     # How many times the run was handed to the queue: the reaper requeues a queued run whose
     # queue message was lost or failed before it started, a bounded number of times.
     attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # When the run's deliveries were planned (webhooks, alerts, pushes); None until then.
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # While the run goes on: {"sources_done", "sources_total", "records"}, written by the worker
     # as each source finishes; None before the first source starts.
     progress: Mapped[dict | None] = mapped_column(JSON)

@@ -24,6 +24,9 @@ NOTIFICATIONS_QUEUE = "notifications"
 SCHEDULED_JOBS_KEY = "rq:scheduler:scheduled_jobs"  # rq-scheduler's sorted set
 RUN_TASK = "webapp.runs.executor.run_job"
 QUERY_TASK = "webapp.runs.executor.run_query"
+NOTIFY_TASK = "webapp.notifications.outbox.notify_run"
+SEND_DUE_TASK = "webapp.notifications.outbox.send_due"
+NOTIFICATION_TIMEOUT = 600
 HEARTBEATS_KEY = "bytestack:heartbeats:{kind}"  # a sorted set: process name -> unix time
 # RQ statuses in which a queue message will still start (or is starting) its run.
 LIVE_RQ_STATUSES = frozenset(("queued", "started", "deferred", "scheduled"))
@@ -173,6 +176,27 @@ def enqueue_runs(connection: Redis, runs: Iterable[QueuedRun], timeout: int) -> 
             )
             for run in batch[start : start + PIPELINE_CHUNK]
         ]
+        with connection.pipeline() as pipe:
+            queue.enqueue_many(datas, pipeline=pipe)
+            pipe.execute()
+
+
+def enqueue_notifications(connection: Redis, items: Iterable[tuple[str, str]]) -> None:
+    """Queue ("notify", run public id) or ("send_due", a waker's key) on the notifications
+    queue, which has workers of its own, so a slow receiver never delays a run."""
+    queue = Queue(NOTIFICATIONS_QUEUE, connection=connection)
+    datas = [
+        Queue.prepare_data(
+            NOTIFY_TASK if what == "notify" else SEND_DUE_TASK,
+            args=(key,) if what == "notify" else (),
+            job_id=f"{what.replace('_', '-')}-{key}",
+            timeout=NOTIFICATION_TIMEOUT,
+            result_ttl=600,
+            failure_ttl=86400,
+        )
+        for what, key in dict.fromkeys(items)
+    ]
+    if datas:
         with connection.pipeline() as pipe:
             queue.enqueue_many(datas, pipeline=pipe)
             pipe.execute()

@@ -33,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .extensions import db
 from .ids import new_public_id
 from .models import IN_PROGRESS, Job, Run, schedulable
+from .notifications.outbox import sweep
 from .queueing import (
     RUNS_QUEUE,
     SCHEDULED_JOBS_KEY,
@@ -501,6 +502,11 @@ class JobScheduler(Scheduler):
                      queue_timeout(config))
             except Exception:
                 log.exception("reaper pass failed; retrying on the next pass")
+                db.session.rollback()
+            try:
+                sweep(self.connection)
+            except Exception:
+                log.exception("notifications sweep failed; retrying on the next pass")
                 db.session.rollback()
             finally:
                 db.session.remove()

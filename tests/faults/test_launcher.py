@@ -79,7 +79,7 @@ def role(pid: int) -> str | None:
     if "gunicorn" in args:
         return "web"
     if any(a.endswith("/worker.py") for a in args):
-        return "worker"
+        return "notifier" if "notifications" in args else "worker"
     if any(a.endswith("/scheduler.py") for a in args):
         return "scheduler"
     return None
@@ -192,7 +192,7 @@ def test_the_launcher_restarts_a_killed_scheduler_and_stops_every_child_on_ctrl_
     job = create_job(project, {"name": "Acme", "prompt": "acme", "sources": [url],
                                "schedule": "* * * * *"})
     launcher = launch(launcher_env(test_env))
-    before = launcher.wait_children({"web": 1, "worker": 2, "scheduler": 1})
+    before = launcher.wait_children({"web": 1, "worker": 2, "notifier": 1, "scheduler": 1})
     launcher.until(launcher.healthz, 30, "/healthz answering")
     old = before["scheduler"][0]
     os.kill(old, signal.SIGKILL)
@@ -232,7 +232,9 @@ def test_without_redis_url_the_launcher_runs_an_embedded_redis_and_stops_it_on_c
     env = launcher_env(test_env, REDIS_URL=None,
                        BYTESTACK_INSTANCE_PATH=str(tmp_path / "launcher-instance"))
     launcher = launch(env)
-    found = launcher.wait_children({"redis": 1, "web": 1, "worker": 2, "scheduler": 1})
+    found = launcher.wait_children(
+        {"redis": 1, "web": 1, "worker": 2, "notifier": 1, "scheduler": 1}
+    )
     redis_pid = found["redis"][0]
 
     def healthy():

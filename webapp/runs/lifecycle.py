@@ -23,8 +23,10 @@ from ..queueing import (
     LIVE_RQ_STATUSES,
     QueuedRun,
     delete_rq_jobs,
+    enqueue_notifications,
     enqueue_runs,
     fresh_beats,
+    get_redis,
     rq_holders,
     rq_statuses,
 )
@@ -164,8 +166,18 @@ def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) ->
     if run.job_id is not None:
         rest_job(run.job_id, failed=False, error=error, synced_at=finished)
     db.session.commit()
+    announce(run.public_id)
     log.info("run completed run=%s records=%d new=%d", run.public_id, len(records), sum(flags))
     return True
+
+
+def announce(run_public_id: str) -> None:
+    """Hand a finished run to the notifications queue (webhooks, alerts, pushes). Best effort:
+    with Redis away, the scheduler's sweep plans the run's deliveries within seconds."""
+    try:
+        enqueue_notifications(get_redis(), [("notify", run_public_id)])
+    except Exception as exc:
+        log.warning("run %s: notifications left to the sweep (%s)", run_public_id, exc)
 
 
 def _seen_fingerprints(job_pk: int | None, run_id: int, fingerprints: list[str]) -> set[str]:
@@ -200,7 +212,9 @@ def fail_run(run_id: int, reason: str, from_statuses: tuple[str, ...] = IN_PROGR
     job_pk = _job_of(run_id)
     if job_pk is not None:
         rest_job(job_pk, failed=True, error=reason)
+    public_id = db.session.scalar(select(Run.public_id).where(Run.id == run_id))
     db.session.commit()
+    announce(public_id)
     log.warning("run failed run_id=%s: %s", run_id, reason)
     return True
 
