@@ -42,6 +42,8 @@ class Project(db.Model):
     )
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    # Signs what a job's own webhook_url receives (encrypted: every delivery needs it plain).
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiKey(db.Model):
@@ -92,6 +94,11 @@ class Job(db.Model):
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    # The job's alert rules (API.md "alerts"): channels, on_new_records, on_failure,
+    # after_failures, on_recovery, digest; None sends nothing.
+    alerts: Mapped[dict | None] = mapped_column(JSON)
+    # The private token of the job's Atom feed URL (encrypted: the job's page shows it).
+    feed_token_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
 

@@ -1,4 +1,5 @@
-"""Webhooks, their delivery attempts, and source credentials stored per project."""
+"""Webhooks and their delivery attempts, alert channels, the project's bucket, and source
+credentials: what a project stores in Settings."""
 
 from __future__ import annotations
 
@@ -64,6 +65,12 @@ class WebhookDelivery(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    # The outbox row this attempt belongs to (Settings → Webhooks resends through it).
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
 
     webhook: Mapped[Webhook] = relationship(back_populates="deliveries")
 
@@ -89,3 +96,65 @@ class SourceCredential(db.Model):
     @value.setter
     def value(self, plain: str) -> None:
         self.value_encrypted = encrypt(plain)
+
+
+class Channel(db.Model):
+    """Where alerts go: an Apprise URL (slack://, mailto://, json://…), encrypted at rest."""
+
+    __tablename__ = "channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(
+        String(40), unique=True, default=lambda: new_public_id("chn")
+    )
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(40))  # the URL's scheme, e.g. "slack"
+    url_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    project: Mapped[Project] = relationship()
+
+    @property
+    def url(self) -> str:
+        return decrypt(self.url_encrypted)
+
+    @url.setter
+    def url(self, plain: str) -> None:
+        self.url_encrypted = encrypt(plain)
+
+
+class Bucket(db.Model):
+    """A project's own S3-compatible bucket, where each completed run's result JSON is pushed."""
+
+    __tablename__ = "buckets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), unique=True
+    )
+    endpoint: Mapped[str | None] = mapped_column(String(2000))
+    region: Mapped[str | None] = mapped_column(String(64))
+    bucket: Mapped[str] = mapped_column(String(255))
+    prefix: Mapped[str] = mapped_column(String(500), default="")
+    access_key: Mapped[str] = mapped_column(String(255))
+    secret_key_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    last_push_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_push_key: Mapped[str | None] = mapped_column(String(1000))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    project: Mapped[Project] = relationship()
+
+    @property
+    def secret_key(self) -> str:
+        return decrypt(self.secret_key_encrypted)
+
+    @secret_key.setter
+    def secret_key(self, plain: str) -> None:
+        self.secret_key_encrypted = encrypt(plain)
