@@ -54,6 +54,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .cli import register_cli
     from .jobs.views import bp as jobs_bp
     from .queries.views import bp as queries_bp
+    from .notifications import kinds as notification_kinds  # noqa: F401  (registers them)
     from .notifications import models as notification_models  # noqa: F401
     from .settings import models as settings_models  # noqa: F401
     from .settings.views import bp as settings_bp

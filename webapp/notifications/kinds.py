@@ -1,0 +1,6 @@
+"""Every kind of delivery the outbox knows: importing this module registers them all.
+
+A kind's module calls `outbox.register(Kind(...))` when imported; add its import below.
+"""
+
+from __future__ import annotations
