@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(RuntimeError):
@@ -63,6 +64,24 @@ def database_url(env: dict, instance_path: str) -> str:
     if not url.startswith(("sqlite:", "postgresql+psycopg:")):
         raise ConfigError("DATABASE_URL must be a postgres:// or sqlite:// URL")
     return url
+
+
+def base_url(env: dict) -> str:
+    """BYTESTACK_BASE_URL: where people and clients reach the app, for links made outside a
+    request (a webhook's result_url, a message's link). Default: what `make run` serves."""
+    raw = env.get("BYTESTACK_BASE_URL", "").strip() or "http://localhost:5000"
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018  (a port out of range raises here)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid or parts.query or parts.fragment:
+        raise ConfigError(
+            "BYTESTACK_BASE_URL must be an http:// or https:// URL with a host and no query, "
+            f"e.g. https://jobs.example.com, got {raw!r}"
+        )
+    return raw.rstrip("/")
 
 
 def encryption_key(env: dict) -> bytes | None:
@@ -137,6 +156,11 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "REMEMBER_COOKIE_SECURE": _bool(env, "BYTESTACK_SECURE_COOKIES", not development),
         "API_RATE_LIMIT": env.get("BYTESTACK_API_RATE_LIMIT", "").strip() or "600 per minute",
         "MAX_CONTENT_LENGTH": _int(env, "BYTESTACK_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+        "BASE_URL": base_url(env),
+        # A failed webhook attempt n waits this × 2^(n−1) before the next one.
+        "WEBHOOK_BACKOFF_SECONDS": _float(
+            env, "BYTESTACK_WEBHOOK_BACKOFF_SECONDS", 30.0, minimum=0.1
+        ),
     }
 
 
