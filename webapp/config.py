@@ -161,6 +161,8 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "WEBHOOK_BACKOFF_SECONDS": _float(
             env, "BYTESTACK_WEBHOOK_BACKOFF_SECONDS", 30.0, minimum=0.1
         ),
+        # A failed alert attempt n waits this × 3^(n−1) before the next one (5 attempts).
+        "ALERT_BACKOFF_SECONDS": _float(env, "BYTESTACK_ALERT_BACKOFF_SECONDS", 60.0, minimum=0.1),
     }
 
 

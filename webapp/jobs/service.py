@@ -15,6 +15,7 @@ from ..queueing import QueuedRun, enqueue_runs, get_redis
 from ..schedules import Schedule
 from ..scheduling import drop_job_entry, queue_timeout, sync_job_entry
 from ..schemas import JobCreate, JobUpdate, validate
+from ..settings.channels import check_alert_channels
 from ..timeutil import isoformat, now
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ def _current_schedule_value(job: Job) -> dict:
 
 
 def _apply(job: Job, cleaned: dict) -> None:
+    if "alerts" in cleaned:  # checked first: a refusal leaves the job as it was
+        job.alerts = check_alert_channels(job.project_id, cleaned["alerts"])
     for name in ("name", "prompt", "sources", "limit", "date_range", "webhook_url"):
         if name in cleaned:
             setattr(job, name, cleaned[name])

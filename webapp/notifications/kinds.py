@@ -4,3 +4,5 @@ A kind's module calls `outbox.register(Kind(...))` when imported; add its import
 """
 
 from __future__ import annotations
+
+from . import alerts  # noqa: F401  job alerts and digests to channels, through Apprise

@@ -13,3 +13,7 @@ PREVIEW_COUNT_MAX, PREVIEW_COUNT_DEFAULT = 50, 5
 # Pages of the API's lists; a run's records come in larger pages.
 PAGE_MAX, PAGE_DEFAULT = 200, 50
 RECORDS_PAGE_MAX, RECORDS_PAGE_DEFAULT = 1000, 100
+# Alert channels (the channels.name column) and a job's alert rules.
+CHANNEL_NAME_MAX = 100
+ALERT_CHANNELS_MAX = 20
+AFTER_FAILURES_MAX = 100

@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from ..models import JOB_STATES, KEY_SCOPES
 from ..prompt import parse_prompt
+from .channels import AlertsInput, ChannelUrl
 from .fields import (
     DateRangeInput,
     Events,
@@ -23,6 +24,7 @@ from .fields import (
     whole_number,
 )
 from .limits import (
+    CHANNEL_NAME_MAX,
     JOB_NAME_MAX,
     KEY_NAME_MAX,
     LIMIT_DEFAULT,
@@ -42,6 +44,7 @@ __all__ = [
     "EXPORT_FORMATS",
     "ApiKeyCreate",
     "Body",
+    "ChannelCreate",
     "JobCreate",
     "JobListParams",
     "JobUpdate",
@@ -142,6 +145,7 @@ class JobCreate(QueryCreate):
             json_schema_extra=_empty_taken,
         ),
     ] = None
+    alerts: AlertsInput = None
 
 
 class _JobPatch(JobCreate):
@@ -190,6 +194,19 @@ class WebhookCreate(Body):
 
     url: WebUrl
     events: Events
+
+
+class ChannelCreate(Body):
+    """Where alerts go: a name and an Apprise URL, stored encrypted and never shown whole."""
+
+    name: text(
+        CHANNEL_NAME_MAX,
+        Messages(
+            "Name the channel after who reads it, e.g. “Team Slack”.",
+            string_too_long=f"A channel name can be at most {CHANNEL_NAME_MAX} characters.",
+        ),
+    )
+    url: ChannelUrl
 
 
 class ApiKeyCreate(Body):

@@ -11,6 +11,7 @@ from typing_extensions import TypeAliasType
 from ..models import JOB_STATES, KEY_SCOPES, RUN_STATUSES, RUN_TRIGGERS
 from ..schedules import INTERVALS
 from ..settings.models import WEBHOOK_EVENTS
+from .channels import DIGESTS
 from .fields import Count, DateRange, Timestamp
 
 __all__ = [
@@ -19,6 +20,10 @@ __all__ = [
     "ApiKey",
     "ApiKeyCreated",
     "ApiKeyList",
+    "AlertRulesOut",
+    "Channel",
+    "ChannelList",
+    "ChannelTested",
     "Error",
     "ErrorDetail",
     "ExportRecord",
@@ -113,6 +118,17 @@ class Run(Out):
     )
 
 
+class AlertRulesOut(Out):
+    """A job's alert rules."""
+
+    channels: list[str]
+    on_new_records: bool
+    on_failure: bool
+    after_failures: int
+    on_recovery: bool
+    digest: Literal[DIGESTS]
+
+
 class Job(Out):
     """A saved query that runs on a schedule."""
 
@@ -130,6 +146,7 @@ class Job(Out):
     last_run: Run | None
     last_error: str | None
     webhook_url: str | None
+    alerts: AlertRulesOut | None = Field(description="The job's alert rules; null: none.")
     overdue: bool = Field(
         description="An active job whose slot passed more than the grace period "
         "(BYTESTACK_OVERDUE_GRACE_SECONDS) ago without a run."
@@ -252,6 +269,26 @@ class WebhookSecret(Out):
     secret: str
 
 
+class Channel(Out):
+    """Where alerts go; its URL is shown masked (service, host and path, secrets replaced)."""
+
+    id: str = Field(pattern="^chn_", json_schema_extra={"example": "chn_01JT…"})
+    name: str
+    kind: str = Field(description="The Apprise service, e.g. `slack`, `mailto`, `json`.")
+    masked_url: str = Field(json_schema_extra={"example": "slack://T...2/A...D/T...Q"})
+    created_at: Timestamp
+    last_sent_at: Timestamp | None
+    last_error: str | None = Field(description="Why the latest message did not go out.")
+
+
+class ChannelTested(Out):
+    """A test message that the channel's service accepted."""
+
+    id: str
+    delivered: Literal[True]
+    message: str
+
+
 class ApiKey(Out):
     """An API key; never its secret or hash."""
 
@@ -296,4 +333,5 @@ RunPage = _collection(Run, paged=True)
 RecordPage = _collection(Record, paged=True)
 StorageFilePage = _collection(StorageFile, paged=True)
 WebhookList = _collection(Webhook, paged=False)
+ChannelList = _collection(Channel, paged=False)
 ApiKeyList = _collection(ApiKey, paged=False)
