@@ -23,6 +23,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import PASSWORD, login, make_job, make_user
+from s3 import shared_s3
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
@@ -32,8 +33,9 @@ from webapp.ids import new_public_id
 from webapp.jobs import service as jobs_service
 from webapp.jobs.service import ensure_project
 from webapp.models import ApiKey, Job, Project, Record, Run
+from webapp.notifications.models import Delivery
 from webapp.settings import credentials, keys, webhooks
-from webapp.settings.models import SourceCredential, Webhook
+from webapp.settings.models import Bucket, Channel, SourceCredential, Webhook
 from webapp.storage.service import result_key
 from webapp.timeutil import now
 
@@ -51,6 +53,8 @@ OUR_IDS = {
     "record",
     "api_key",
     "webhook",
+    "delivery",
+    "channel",
     "invitation",
     "member",
     "project_id",
@@ -118,6 +122,7 @@ class Endpoint:
     body: dict | None = None
     ok: int = 200
     writes: bool = False
+    prep: str | None = None  # as Page.prep
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -138,6 +143,15 @@ JOB_FORM = {
     "cron": "",
     "timezone": "UTC",
 }
+# A real S3 server's bucket and key (the "s3" prep puts them in the seed's ids).
+BUCKET_FORM = {
+    "endpoint": "{s3_endpoint}",
+    "bucket": "{s3_bucket}",
+    "access_key": "{s3_access_key}",
+    "secret_key": "{s3_secret_key}",
+}
+# A cloud service's URL names no host, so creating it resolves nothing.
+CHANNEL_FORM = {"name": "Team", "url": "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"}
 JOB_BODY = {
     "name": "Made by the table",
     "prompt": "acme",
@@ -225,6 +239,7 @@ DASHBOARD: tuple[Page, ...] = (
     Page("POST", "/jobs/{job}/resume", "editor", ok=(303,), writes=True, prep="pause"),
     Page("POST", "/jobs/{job}/run", "editor", ok=(303,), writes=True),
     Page("POST", "/jobs/{job}/delete", "editor", ok=(303,), writes=True),
+    Page("POST", "/jobs/{job}/feed/rotate", "editor", ok=(303,), writes=True),
     Page("GET", "/runs/{run}", "viewer"),
     Page("GET", "/query", "viewer"),
     Page(
@@ -275,6 +290,15 @@ DASHBOARD: tuple[Page, ...] = (
     ),
     Page("POST", "/settings/webhooks/{webhook}/rotate", "owner", writes=True),
     Page("POST", "/settings/webhooks/{webhook}/delete", "owner", ok=(303,), writes=True),
+    Page(
+        "POST", "/settings/webhooks/deliveries/{delivery}/resend", "owner", ok=(303,), writes=True
+    ),
+    Page("POST", "/settings/webhooks/project-secret/rotate", "owner", ok=(303,), writes=True),
+    Page("GET", "/settings/channels", "owner"),
+    Page("POST", "/settings/channels", "owner", CHANNEL_FORM, ok=(303,), writes=True),
+    # The seeded channel points at a closed loopback port: the test send fails, is recorded.
+    Page("POST", "/settings/channels/{channel}/test", "owner", ok=(422,), writes=True),
+    Page("POST", "/settings/channels/{channel}/delete", "owner", ok=(303,), writes=True),
     Page("GET", "/settings/sources", "owner"),
     Page(
         "POST",
@@ -285,6 +309,11 @@ DASHBOARD: tuple[Page, ...] = (
         writes=True,
     ),
     Page("POST", "/settings/sources/{credential}/clear", "owner", ok=(303,), writes=True),
+    Page("GET", "/settings/storage", "owner"),
+    Page(
+        "POST", "/settings/storage/bucket", "owner", BUCKET_FORM, ok=(303,), writes=True, prep="s3"
+    ),
+    Page("POST", "/settings/storage/bucket/disconnect", "owner", ok=(303,), writes=True),
 )
 
 API: tuple[Endpoint, ...] = (
@@ -298,6 +327,7 @@ API: tuple[Endpoint, ...] = (
     Endpoint("POST", "/v1/jobs/{job}/resume", "write"),
     Endpoint("POST", "/v1/jobs/{job}/run", "write", ok=202, writes=True),
     Endpoint("GET", "/v1/jobs/{job}/runs", "read"),
+    Endpoint("GET", "/v1/jobs/{job}/feed", "read"),
     Endpoint("GET", "/v1/runs/{run}", "read"),
     Endpoint("GET", "/v1/runs/{run}/records", "read"),
     Endpoint("GET", "/v1/api-keys", "admin"),
@@ -316,6 +346,13 @@ API: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/sources", "read"),
     Endpoint("GET", "/v1/storage", "read"),
     Endpoint("GET", "/v1/storage/{key}", "read"),
+    Endpoint("PUT", "/v1/storage/bucket", "admin", BUCKET_FORM, writes=True, prep="s3"),
+    Endpoint("GET", "/v1/storage/bucket", "admin"),
+    Endpoint("DELETE", "/v1/storage/bucket", "admin", ok=204, writes=True),
+    Endpoint("GET", "/v1/channels", "admin"),
+    Endpoint("POST", "/v1/channels", "admin", CHANNEL_FORM, 201, writes=True),
+    Endpoint("DELETE", "/v1/channels/{channel}", "admin", ok=204, writes=True),
+    Endpoint("POST", "/v1/channels/{channel}/test", "admin", ok=422, writes=True),
     Endpoint("GET", "/v1/webhooks", "admin"),
     Endpoint(
         "POST",
@@ -422,9 +459,23 @@ def seed_project(db, project: Project, marker: str) -> Seed:
     webhook, _ = webhooks.create_webhook(
         project, f"https://hooks.example.com/{marker}", ["job.completed"]
     )
+    delivery = Delivery(
+        project_id=project.id, run_id=run.id, job_id=job.id, kind="webhook",
+        target=webhook.public_id, event="job.completed", payload={}, status="delivered",
+        attempt=1,
+    )
+    db.session.add(delivery)
+    db.session.commit()
     invitation, token = accounts.create_invitation(project, "viewer", None)
     member = make_user(f"member-{marker.lower()}@example.com", "viewer", project)
     credentials.set_credential(project, "youtube_api_key", f"{marker}-stored-token")
+    channel = Channel(project_id=project.id, name=f"{marker}-Channel", kind="json")
+    channel.url = "json://127.0.0.1:9/alerts"
+    db.session.add(channel)
+    bucket = Bucket(project_id=project.id, bucket="seeded", access_key=f"{marker}-AccessKey")
+    bucket.secret_key = f"{marker}-bucket-secret"
+    db.session.add(bucket)
+    db.session.commit()
     ids = {
         "job": job.public_id,
         "run": run.public_id,
@@ -433,6 +484,8 @@ def seed_project(db, project: Project, marker: str) -> Seed:
         "record": record.public_id,
         "api_key": api_key.public_id,
         "webhook": webhook.public_id,
+        "delivery": delivery.public_id,
+        "channel": channel.public_id,
         "invitation": invitation.public_id,
         "member": member.public_id,
         "member_email": member.email,
@@ -458,7 +511,18 @@ def _alive(_seed) -> None:
     beat(get_redis(), "worker", "table-worker")
 
 
-PREPS = {"pause": lambda seed: jobs_service.pause_job(seed.job), "alive": _alive}
+def _s3(seed) -> None:
+    """A real S3 server's bucket and a key for it, in the ids the bucket forms are made from."""
+    credentials = shared_s3().fresh()
+    seed.ids.update(
+        s3_endpoint=credentials.endpoint,
+        s3_bucket=credentials.bucket,
+        s3_access_key=credentials.access_key,
+        s3_secret_key=credentials.secret_key,
+    )
+
+
+PREPS = {"pause": lambda seed: jobs_service.pause_job(seed.job), "alive": _alive, "s3": _s3}
 
 
 def snapshot(db, project: Project) -> dict:
@@ -474,6 +538,7 @@ def snapshot(db, project: Project) -> dict:
     members = select(Membership.user_id).where(Membership.project_id == pid)
     return {
         "project": rows(Project.name, where=Project.id == pid),
+        "project_secret": rows(Project.webhook_secret_encrypted, where=Project.id == pid),
         "jobs": rows(
             Job.public_id,
             Job.name,
@@ -483,6 +548,7 @@ def snapshot(db, project: Project) -> dict:
             Job.next_run_at,
             Job.schedule_value,
             Job.sources,
+            Job.feed_token_encrypted,
             where=Job.project_id == pid,
         ),
         "runs": rows(Run.public_id, Run.status, Run.job_id, where=Run.project_id == pid),
@@ -501,6 +567,13 @@ def snapshot(db, project: Project) -> dict:
             Webhook.secret_encrypted,
             where=Webhook.project_id == pid,
         ),
+        "deliveries": rows(
+            Delivery.public_id, Delivery.status, Delivery.next_attempt_at,
+            where=Delivery.project_id == pid,
+        ),
+        "channels": rows(
+            Channel.public_id, Channel.name, Channel.last_error, where=Channel.project_id == pid
+        ),
         "members": rows(Membership.user_id, Membership.role, where=Membership.project_id == pid),
         "users": rows(
             User.id, User.email, User.password_hash, User.session_token, where=User.id.in_(members)
@@ -515,6 +588,10 @@ def snapshot(db, project: Project) -> dict:
             SourceCredential.name,
             SourceCredential.value_encrypted,
             where=SourceCredential.project_id == pid,
+        ),
+        "buckets": rows(
+            Bucket.bucket, Bucket.access_key, Bucket.secret_key_encrypted,
+            where=Bucket.project_id == pid,
         ),
     }
 
@@ -692,6 +769,7 @@ def test_outsider_sees_only_their_own_project(app, db, ours, persona):
         "/settings/api-keys",
         "/settings/members",
         "/settings/webhooks",
+        "/settings/storage",
         "/projects",
         "/storage/records.csv",
     ]
@@ -702,6 +780,7 @@ def test_outsider_sees_only_their_own_project(app, db, ours, persona):
     assert "Theirs-Job" in text(client.get("/jobs"))
     assert "Theirs-Record-0" in text(client.get("/storage/records"))
     assert "Theirs-Key" in text(client.get("/settings/api-keys"))
+    assert "Theirs-AccessKey" in text(client.get("/settings/storage"))
     assert "Theirs-Query-Record" in text(client.get("/storage/records.csv"))
     # Our ids in a filter of their own pages find nothing of ours either.
     for path in (
@@ -787,9 +866,12 @@ def test_api_route_answers_each_key(app, db, ours, api_key, endpoint, case):
         headers = api_key("admin", target=other)
     else:
         headers = api_key(case.split(":")[1])
+    if endpoint.prep:
+        PREPS[endpoint.prep](ours)
     before = snapshot(db, ours.project)
+    body = ours.form(endpoint.body) if endpoint.body is not None else None
     response = client.open(
-        ours.path(endpoint.path), method=endpoint.method, json=endpoint.body, headers=headers
+        ours.path(endpoint.path), method=endpoint.method, json=body, headers=headers
     )
     assert_no_server_error(response, what)
 

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import schemathesis
 from conftest import make_job
+from s3 import shared_s3
+from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.ids import new_public_id
@@ -428,6 +430,7 @@ def seeded(app, db, project):
     db.session.commit()
     webhook, _ = create_webhook(project, "https://hooks.example.com/in", ["job.completed"])
     spare_key, _ = create_key(project, "Spare", "read")
+    _connect_bucket(project.id)
     return {
         "job_id": [job.public_id, other.public_id],
         "run_id": [completed.public_id, failed.public_id],
@@ -435,7 +438,19 @@ def seeded(app, db, project):
         "key": [result_key(completed), result_key(queries[0])],
         "webhook_id": [webhook.public_id],
         "key_id": [spare_key.public_id],
+        "bucket": shared_s3().fresh().as_body(),
     }
+
+
+def _connect_bucket(project_id: int) -> None:
+    """The project's bucket, as the seed has it (no test write: only PUT connects for real)."""
+    from webapp.settings.models import Bucket
+
+    if db.session.scalar(select(Bucket.id).where(Bucket.project_id == project_id)) is None:
+        bucket = Bucket(project_id=project_id, bucket="results", access_key="AKIASEED")
+        bucket.secret_key = "seeded-secret"
+        db.session.add(bucket)
+        db.session.commit()
 
 
 def _schemathesis_config(headers: dict) -> schemathesis.Config:
@@ -478,6 +493,11 @@ def _real_ids_hook(app, seeded: dict, project_id: int):
             value = case.query.get("job_id")
             if value is not None and _crc(value) % 2 == 0:
                 case.query["job_id"] = seeded["job_id"][0]
+        if case.operation.path == "/v1/storage/bucket":
+            if case.method.upper() == "PUT" and isinstance(case.body, dict) and _crc(case.body) % 2:
+                case.body.update(seeded["bucket"])  # a real S3 server: the test write succeeds
+            elif case.method.upper() != "PUT":
+                _connect_bucket(project_id)  # DELETE disconnects it: each call finds one
         if case.method.upper() != "DELETE":
             return
         # Deleting a seeded job or webhook would leave the later operations only 404s.

@@ -142,10 +142,10 @@ def test_webhook_and_key_rules():
     )
     assert refused(schemas.WebhookCreate, {"url": None, "events": ["job.lost"]}) == {
         "url": "Enter the URL that receives the events.",
-        "events": "Unknown event 'job.lost': use job.completed, job.failed.",
+        "events": "Unknown event 'job.lost': use job.completed, job.failed, query.completed.",
     }
     assert refused(schemas.WebhookCreate, {"url": "https://h.example.com", "events": []}) == {
-        "events": "Choose at least one event: job.completed, job.failed."
+        "events": "Choose at least one event: job.completed, job.failed, query.completed."
     }
     assert refused(schemas.ApiKeyCreate, {"name": "k" * 101, "scope": "root"}) == {
         "name": "A key name can be at most 100 characters.",

@@ -6,11 +6,11 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import timedelta
 from urllib.parse import parse_qs
 
 import pytest
 from conftest import PASSWORD, login, make_job, make_user
+from receiver import Receiver
 from sqlalchemy import func, select, text
 
 from webapp.accounts.models import Invitation, Membership, User
@@ -19,8 +19,11 @@ from webapp.config import ConfigError, load
 from webapp.crypto import DecryptionError, decrypt, derive_key, encrypt
 from webapp.jobs import service as jobs_service
 from webapp.jobs.service import ensure_project
-from webapp.models import ApiKey, Project, Run
+from webapp.models import ApiKey, Job, Project, Run
+from webapp.notifications import outbox
+from webapp.notifications.models import Delivery
 from webapp.runs.executor import execute_run
+from webapp.runs.lifecycle import claim_run, complete_run
 from webapp.settings.credentials import project_credentials
 from webapp.settings.models import SourceCredential, Webhook, WebhookDelivery
 from webapp.timeutil import now
@@ -329,29 +332,96 @@ def test_the_webhook_form_refuses_bad_input_next_to_the_field(client, db, url, e
     assert db.session.scalar(select(func.count(Webhook.id))) == 0
 
 
-def test_delivery_attempts_are_listed_under_their_webhook(client, db, project):
-    secret_page = client.post(
-        "/settings/webhooks",
-        data={"url": "http://hooks.example.com/a", "events": ["job.completed"]},
-    )
-    assert secret_page.status_code == 200
+@pytest.fixture
+def receiver():
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def delivered_run(db, project, receiver, answers: list) -> Run:
+    """A job with its own URL and one webhook, both on the receiver; its run's deliveries are
+    sent once (the receiver answers `answers`, then 200)."""
+    from webapp.settings.webhooks import create_webhook, project_secret
+
+    _, secret = create_webhook(project, receiver.url("/hook"), ["job.completed"])
+    receiver.secrets["/hook"] = secret
+    job = make_job(project, name="Acme watch", webhook_url=receiver.url("/job"))
+    receiver.secrets["/job"] = project_secret(project)
+    receiver.answers = list(answers)
+    run = jobs_service.run_now(job)
+    assert claim_run(run.id) and complete_run(run.id, [], [])
+    outbox.plan_run(run.id)
+    assert outbox.deliver_due() == 2
+    return run
+
+
+def test_each_endpoint_lists_its_attempts_with_status_duration_excerpt_and_resend(
+    client, db, project, receiver
+):
+    receiver.body_of_answer = b"<script>alert(1)</script> busy"
+    delivered_run(db, project, receiver, [503])
+    page = client.get("/settings/webhooks")
+    assert page.headers["Cache-Control"] == "no-store"
     webhook = db.session.scalars(select(Webhook)).one()
-    assert "No deliveries yet." in row(
-        client.get("/settings/webhooks"), f"webhook-{webhook.public_id}"
-    )
-    db.session.add(
-        WebhookDelivery(
-            webhook_id=webhook.id,
-            event="job.completed",
-            attempt=2,
-            status_code=502,
-            error="Bad gateway",
-            next_attempt_at=now() + timedelta(minutes=4),
-        )
-    )
-    db.session.commit()
-    card = row(client.get("/settings/webhooks"), f"webhook-{webhook.public_id}")
-    assert "HTTP 502" in card and "Bad gateway" in card and "job.completed" in card
+    card = row(page, f"webhook-{webhook.public_id}")
+    attempt = db.session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id)
+    ).one()
+    line = row(page, f"attempt-{attempt.id}")
+    assert "job.completed" in line and "HTTP 503" in line
+    assert "The receiver answered HTTP 503 Service Unavailable." in line
+    assert f"{attempt.duration_ms} ms" in line
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; busy" in line and "<script>alert" not in card
+    assert 'class="num">1</td>' in line  # the attempt
+    assert "next attempt" in line
+    hook_delivery, job_delivery = db.session.scalars(select(Delivery).order_by(Delivery.id))
+    assert f'action="/settings/webhooks/deliveries/{hook_delivery.public_id}/resend"' in line
+    assert 'name="csrf_token"' in line
+    job = db.session.scalar(select(Job).where(Job.name == "Acme watch"))
+    job_card = row(page, f"job-url-{job.public_id}")
+    assert receiver.url("/job") in job_card and "HTTP 200" in job_card and "delivered" in job_card
+    assert f"/settings/webhooks/deliveries/{job_delivery.public_id}/resend" in job_card
+
+
+def test_resend_makes_a_delivery_due_now_and_the_sender_sends_it_again(
+    client, db, project, receiver
+):
+    from webapp.notifications import outbox
+    delivered_run(db, project, receiver, [])
+    delivery = db.session.scalars(select(Delivery).order_by(Delivery.id)).first()
+    resent = client.post(f"/settings/webhooks/deliveries/{delivery.public_id}/resend")
+    assert resent.status_code == 303 and resent.headers["Location"] == "/settings/webhooks"
+    assert "is sent again within seconds" in client.get("/settings/webhooks").text
+    db.session.refresh(delivery)
+    assert delivery.status == "pending" and delivery.next_attempt_at <= now()
+    assert outbox.deliver_due() == 1
+    assert len(receiver.delivered("/hook")) == 2 and receiver.bad_signatures() == []
+
+
+def test_a_delivery_of_another_project_cannot_be_resent(client, db, other_project, receiver):
+    delivered_run(db, other_project, receiver, [])
+    theirs = db.session.scalars(select(Delivery)).first()
+    assert client.post(f"/settings/webhooks/deliveries/{theirs.public_id}/resend").status_code == 404
+    assert client.post("/settings/webhooks/deliveries/dlv_nope/resend").status_code == 404
+    db.session.refresh(theirs)
+    assert theirs.status == "delivered"
+
+
+def test_the_project_secret_is_shown_in_webhooks_and_rotates(client, db, project):
+    page = client.get("/settings/webhooks")
+    section = row(page, "project-webhook-secret")
+    shown = re.search(r'id="project-secret"[^>]*value="([^"]+)"', section).group(1)
+    assert shown.startswith("whsec_")
+    assert shown not in raw_row(db, "projects", project.id)  # encrypted at rest
+    assert shown in client.get("/settings/webhooks").text  # the same one, each time
+    rotated = client.post("/settings/webhooks/project-secret/rotate")
+    assert rotated.status_code == 303 and rotated.headers["Location"] == "/settings/webhooks"
+    after = client.get("/settings/webhooks")
+    assert "The project has a new signing secret" in after.text
+    assert shown not in after.text
+    new = re.search(r'id="project-secret"[^>]*value="([^"]+)"', after.text).group(1)
+    assert new.startswith("whsec_") and new != shown
 
 
 def test_webhooks_of_another_project_are_404_in_settings(client, db, other_project):

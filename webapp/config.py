@@ -147,6 +147,10 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "FETCH_RETRIES": _int(env, "BYTESTACK_FETCH_RETRIES", 2, minimum=0),
         "FETCH_MAX_BYTES": _int(env, "BYTESTACK_FETCH_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
         "ALLOW_LOCAL_FILES": _bool(env, "BYTESTACK_ALLOW_LOCAL_FILES", development),
+        # A failed bucket push waits this many seconds times 2^(attempt-1) before the next try.
+        "BUCKET_BACKOFF_SECONDS": _float(
+            env, "BYTESTACK_BUCKET_BACKOFF_SECONDS", 30.0, minimum=0.0
+        ),
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from flask import g
+from urllib.parse import urlsplit
+
+from flask import Response, g, request, url_for
 from sqlalchemy import select
 
 from .. import schemas
-from ..jobs import service
+from ..jobs import feed, service
 from ..models import Job, Record, Run
 from . import bp
-from .auth import json_body, require
+from .auth import authenticate, json_body, refuse_unstorable_path_values, require
 from .openapi import NO_CONTENT, Reply, documented
 from .serialize import job_out, keyset_page, record_out, respond, run_out
 
@@ -17,6 +19,12 @@ JOB = {200: Reply("The job.", schemas.Job)}
 JOB_PAGE = {200: Reply("A page of jobs.", schemas.JobPage)}
 RUN_PAGE = {200: Reply("A page of runs.", schemas.RunPage)}
 RECORD_PAGE = {200: Reply("A page of records.", schemas.RecordPage)}
+FEED = {
+    200: Reply(
+        "An Atom 1.0 feed of the job's newest new records (at most 50), newest first.",
+        media={"application/atom+xml": str},
+    )
+}
 
 
 @bp.get("/jobs")
@@ -125,3 +133,36 @@ def run_records(run_id: str, params: schemas.RecordPageParams):
     return respond(
         schemas.RecordPage(data=[record_out(record) for record in records], next_cursor=cursor)
     )
+
+
+@bp.get("/jobs/<job_id>/feed")
+@documented("getJobFeed", "jobs", FEED, params=schemas.FeedParams)
+def job_feed(job_id: str, params: schemas.FeedParams):
+    """A job's newest new records as Atom; with an API key, or with ?token= instead."""
+    refuse_unstorable_path_values({"job_id": job_id})
+    if params.token is not None:
+        job = feed.job_for_feed_token(job_id, params.token)
+    else:
+        key = authenticate()  # every scope may read
+        g.api_key, g.project = key, key.project
+        job = service.get_job(key.project, job_id)
+    links = feed.FeedLinks(
+        # The private URL (the one feed readers subscribe to) is the feed's own address.
+        self_url=url_for("api.job_feed", job_id=job.public_id, token=feed.feed_token(job),
+                         _external=True),
+        page_url=url_for("jobs.job_page", job_id=job.public_id, _external=True),
+        record_page=lambda record_id: url_for(
+            "storage.record_detail", record_id=record_id, _external=True
+        ),
+        authority=urlsplit(request.host_url).hostname or "localhost",
+    )
+    response = Response(
+        feed.build_feed(job, links), content_type="application/atom+xml; charset=utf-8"
+    )
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+# The document lists the key this needs when no ?token= is given (and its 401).
+job_feed.required_scope = "read"

@@ -34,6 +34,7 @@ TAGS = (
     "schedules",
     "sources",
     "webhooks",
+    "channels",
     "api-keys",
     "meta",
 )
@@ -44,6 +45,7 @@ PATH_PARAMETERS = {
     "key": "A result file key, `run_…_2026-04-30T08-00-00Z.json`.",
     "webhook_id": "A webhook id.",
     "key_id": "An API key id.",
+    "channel_id": "A channel id (`chn_…`).",
 }
 # The error answers each operation may give, with the codes besides CODES[status].
 ERRORS = {

@@ -7,7 +7,18 @@ import re
 
 from ..models import Job
 from ..schedules import INTERVALS
-from ..schemas import JOB_NAME_MAX, LIMIT_DEFAULT, LIMIT_MAX, LIMIT_MIN, PROMPT_MAX
+from ..schemas import (
+    AFTER_FAILURES_MAX,
+    BUCKET_ACCESS_KEY_MAX,
+    BUCKET_PREFIX_MAX,
+    BUCKET_REGION_MAX,
+    BUCKET_SECRET_MAX,
+    JOB_NAME_MAX,
+    LIMIT_DEFAULT,
+    LIMIT_MAX,
+    LIMIT_MIN,
+    PROMPT_MAX,
+)
 
 PRESETS = [
     ("every_hour", "Every hour"),
@@ -31,9 +42,20 @@ FORM_LIMITS = {
     "prompt": PROMPT_MAX,
     "limit_min": LIMIT_MIN,
     "limit_max": LIMIT_MAX,
+    "after_failures_max": AFTER_FAILURES_MAX,
+    "bucket_region": BUCKET_REGION_MAX,
+    "bucket_prefix": BUCKET_PREFIX_MAX,
+    "bucket_access_key": BUCKET_ACCESS_KEY_MAX,
+    "bucket_secret": BUCKET_SECRET_MAX,
 }
 # Sources that need parameters (a URL, selectors) are written in the text box, not picked.
 CONFIGURED_SOURCES = frozenset(("rss", "web", "json"))
+DIGEST_CHOICES = [
+    ("immediate", "At once, after each run"),
+    ("hourly", "Hourly digest"),
+    ("daily", "Daily digest (at midnight in the job's timezone)"),
+]
+ALERT_FLAGS = ("on_new_records", "on_failure", "on_recovery")
 
 
 def source_lines(text: str) -> list:
@@ -88,6 +110,46 @@ def job_data_from_form(form) -> dict:
         **query_data_from_form(form),
         "schedule": schedule_from_form(form),
         "timezone": form.get("timezone", "UTC").strip() or "UTC",
+        "alerts": alerts_from_form(form),
+    }
+
+
+def _list(form, name: str) -> list[str]:
+    return form.getlist(name) if hasattr(form, "getlist") else list(form.get(name, []))
+
+
+def alerts_from_form(form) -> dict | None:
+    """The Alerts section as the schemas take it: no channel chosen is no alerts."""
+    channels = _list(form, "alert_channels")
+    if not channels:
+        return None
+    return {
+        "channels": channels,
+        **{flag: bool(form.get(f"alert_{flag}")) for flag in ALERT_FLAGS},
+        "after_failures": form.get("alert_after_failures", "").strip() or 1,
+        "digest": form.get("alert_digest", "immediate"),
+    }
+
+
+def alert_values(form) -> dict:
+    """The Alerts section's values as posted, to show the form again (an unticked box is
+    absent from the post, so the defaults of a new form must not fill it back in)."""
+    return {
+        "alert_channels": _list(form, "alert_channels"),
+        **{f"alert_{flag}": bool(form.get(f"alert_{flag}")) for flag in ALERT_FLAGS},
+        "alert_after_failures": form.get("alert_after_failures", "1"),
+        "alert_digest": form.get("alert_digest", "immediate"),
+    }
+
+
+def _alert_values_of(rules: dict | None) -> dict:
+    if not rules:
+        return {key: EMPTY_FORM[key] for key in EMPTY_FORM if key.startswith("alert_")}
+    return {
+        "alert_channels": list(rules["channels"]),
+        **{f"alert_{flag}": bool(rules[flag]) for flag in ALERT_FLAGS},
+        "alert_after_failures": str(rules["after_failures"]),
+        "alert_digest": rules["digest"],
     }
 
 
@@ -113,6 +175,7 @@ def form_from_job(job: Job) -> dict:
         "daily_at": daily_at,
         "cron": cron,
         "timezone": job.timezone,
+        **_alert_values_of(job.alerts),
     }
 
 
@@ -140,4 +203,10 @@ EMPTY_FORM = {
     "daily_at": "08:00",
     "cron": "",
     "timezone": "UTC",
+    "alert_channels": [],
+    "alert_on_new_records": True,
+    "alert_on_failure": True,
+    "alert_on_recovery": True,
+    "alert_after_failures": "1",
+    "alert_digest": "immediate",
 }

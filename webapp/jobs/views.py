@@ -24,15 +24,18 @@ from ..paging import MAX_PAGE, numbered
 from ..projects import current_project
 from ..prompt import parse_prompt
 from ..schedules import ScheduleError, parse_schedule, timezone_names
+from ..settings.channels import list_channels
 from ..settings.credentials import project_credentials
 from ..sources import list_sources
 from ..timeutil import now
 from ..web import absolute_time, viewer_zone
-from . import service
+from . import feed, service
 from .forms import (
     DATE_RANGES,
+    DIGEST_CHOICES,
     EMPTY_FORM,
     PRESETS,
+    alert_values,
     form_from_job,
     job_data_from_form,
     picked_sources,
@@ -209,6 +212,8 @@ def _render_form(template: str, values: dict, errors: dict, job: Job | None = No
         preview=_preview(values),
         plan=parse_prompt(values.get("prompt", "")),
         source_choices=source_choices(list_sources(project_credentials(_project().id))),
+        alert_channels=list_channels(_project()),
+        digests=DIGEST_CHOICES,
     ), status
 
 
@@ -223,7 +228,12 @@ def new_job():
 @bp.post("/jobs/new")
 def create_job():
     """Create a job from the form; on errors re-render with each message by its field."""
-    values = {**EMPTY_FORM, **request.form.to_dict(), "source_ids": picked_sources(request.form)}
+    values = {
+        **EMPTY_FORM,
+        **request.form.to_dict(),
+        "source_ids": picked_sources(request.form),
+        **alert_values(request.form),
+    }
     try:
         job = service.create_job(_project(), job_data_from_form(request.form))
     except ValidationError as exc:
@@ -244,7 +254,12 @@ def edit_job(job_id: str):
 def update_job(job_id: str):
     """Save an edited job."""
     job = service.get_job(_project(), job_id)
-    values = {**EMPTY_FORM, **request.form.to_dict(), "source_ids": picked_sources(request.form)}
+    values = {
+        **EMPTY_FORM,
+        **request.form.to_dict(),
+        "source_ids": picked_sources(request.form),
+        **alert_values(request.form),
+    }
     try:
         service.update_job(job, job_data_from_form(request.form))
     except ValidationError as exc:
@@ -296,8 +311,23 @@ def job_page(job_id: str):
         "jobs/detail.html",
         view=_view_of(job),
         timeline=day_timeline(job, viewer_zone()),
+        feed_url=_feed_url(job),
         **_run_history(job),
     )
+
+
+def _feed_url(job: Job) -> str:
+    return url_for("api.job_feed", job_id=job.public_id, token=feed.feed_token(job), _external=True)
+
+
+@bp.post("/jobs/<job_id>/feed/rotate")
+def rotate_feed(job_id: str):
+    """Give the job's feed a new private URL; the old one stops working at once."""
+    job = service.get_job(_project(), job_id)
+    feed.rotate_feed_token(job)
+    flash("The feed has a new private URL; the old one no longer works. Subscribe again with "
+          "the new one.")
+    return redirect(url_for("jobs.job_page", job_id=job.public_id, _anchor="feed"), 303)
 
 
 @bp.get("/jobs/<job_id>/runs")

@@ -12,4 +12,5 @@ from __future__ import annotations
 from .limits import *
 from .requests import *
 from .responses import *
+from .results import *
 from .validation import *

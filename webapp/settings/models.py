@@ -14,7 +14,8 @@ from ..ids import new_public_id
 from ..models import Project
 from ..timeutil import UTCDateTime, now
 
-WEBHOOK_EVENTS = ("job.completed", "job.failed")
+# A job's run ends (completed or failed); a one-off query ends (its status says how).
+WEBHOOK_EVENTS = ("job.completed", "job.failed", "query.completed")
 
 
 class Webhook(db.Model):
@@ -48,12 +49,13 @@ class Webhook(db.Model):
 
 
 class WebhookDelivery(db.Model):
-    """One attempt to deliver one event to one webhook (the delivery itself comes later)."""
+    """One attempt to deliver one event to one webhook, or to a job's own webhook_url (then
+    `webhook_id` is None and `job_id` names the job)."""
 
     __tablename__ = "webhook_deliveries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    webhook_id: Mapped[int] = mapped_column(
+    webhook_id: Mapped[int | None] = mapped_column(
         ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
     )
     # Kept when the job or run is deleted, so the webhook's history stays whole.
@@ -72,7 +74,7 @@ class WebhookDelivery(db.Model):
         ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
     )
 
-    webhook: Mapped[Webhook] = relationship(back_populates="deliveries")
+    webhook: Mapped[Webhook | None] = relationship(back_populates="deliveries")
 
 
 class SourceCredential(db.Model):

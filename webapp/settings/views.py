@@ -1,4 +1,5 @@
-"""Dashboard → Settings: General, API Keys, Members, Webhooks and Sources (owners only)."""
+"""Dashboard → Settings: General, API Keys, Members, Webhooks, Sources and Storage (owners
+only)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from ..extensions import htmx
 from ..models import KEY_SCOPES
 from ..projects import current_project
 from ..sources import SOURCE_TYPES, list_sources
-from . import credentials, keys, webhooks
+from ..storage import bucket as buckets
+from . import channels, credentials, keys, webhooks
 from .models import WEBHOOK_EVENTS
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -33,7 +35,9 @@ SECTIONS = (
     ("api_keys", "settings.api_keys", "API Keys"),
     ("members", "settings.members", "Members"),
     ("webhooks", "settings.webhooks_page", "Webhooks"),
+    ("channels", "settings.channels_page", "Channels"),
     ("sources", "settings.sources_page", "Sources"),
+    ("storage", "settings.storage_page", "Storage"),
 )
 SECTION_PAGES = {key: endpoint for key, endpoint, _ in SECTIONS}
 
@@ -242,17 +246,23 @@ def revoke_invitation(invitation_id: str):
 
 
 def _webhooks_page(status: int = 200, revealed: dict | None = None, **context):
-    hooks = webhooks.list_webhooks(current_project())
+    project = current_project()
+    hooks = webhooks.list_webhooks(project)
     context.setdefault("values", {"url": "", "events": list(WEBHOOK_EVENTS)})
-    return _page(
+    response = _page(
         "webhooks",
         status,
         revealed,
         webhooks=hooks,
         events=WEBHOOK_EVENTS,
-        deliveries={hook.id: webhooks.recent_deliveries(hook) for hook in hooks},
+        deliveries={hook.id: webhooks.delivery_log(hook) for hook in hooks},
+        job_urls=webhooks.job_url_logs(project),
+        project_secret=webhooks.project_secret(project),
         **context,
     )
+    # The project's secret is on the page: no browser cache keeps it.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/webhooks")
@@ -296,6 +306,28 @@ def delete_webhook(webhook_id: str):
     return redirect(url_for("settings.webhooks_page"), 303)
 
 
+@bp.post("/webhooks/deliveries/<delivery_id>/resend")
+@requires("owner")
+def resend_webhook_delivery(delivery_id: str):
+    """Send a webhook delivery again, now."""
+    try:
+        delivery = webhooks.resend_delivery(current_project(), delivery_id)
+    except ConflictError as exc:
+        flash(exc.message)
+    else:
+        flash(f"Delivery {delivery.public_id} ({delivery.event}) is sent again within seconds.")
+    return redirect(url_for("settings.webhooks_page"), 303)
+
+
+@bp.post("/webhooks/project-secret/rotate")
+@requires("owner")
+def rotate_project_webhook_secret():
+    """Give the project a new secret for signing what jobs' own webhook URLs receive."""
+    webhooks.rotate_project_secret(current_project())
+    flash("The project has a new signing secret: jobs' webhook URLs are signed with it from now on.")
+    return redirect(url_for("settings.webhooks_page"), 303)
+
+
 def _secret_revealed(url: str, secret: str, rotated: bool = False) -> dict:
     return {
         "title": f"{'New signing' if rotated else 'Signing'} secret for {url}",
@@ -304,6 +336,72 @@ def _secret_revealed(url: str, secret: str, rotated: bool = False) -> dict:
         "X-ByteStack-Signature: sha256=<HMAC-SHA256 of the body with this secret>."
         + (" The old secret no longer signs deliveries." if rotated else ""),
     }
+
+
+# --- Channels -----------------------------------------------------------------------------
+
+
+def _channels_page(status: int = 200, **context):
+    project = current_project()
+    listed = channels.list_channels(project)
+    context.setdefault("values", {"name": "", "url": ""})
+    response = _page(
+        "channels",
+        status,
+        channels=listed,
+        masked={channel.id: channels.masked_url(channel) for channel in listed},
+        services={channel.id: channels.service_name(channel) for channel in listed},
+        users=channels.channel_users(project),
+        row_errors=context.pop("row_errors", {}),
+        **context,
+    )
+    # A refused URL is sent back to be corrected, secrets and all: no cache keeps it.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/channels")
+@requires("owner")
+def channels_page():
+    """The project's alert channels (Apprise URLs, masked) with Send test."""
+    return _channels_page()
+
+
+@bp.post("/channels")
+@requires("owner")
+def create_channel():
+    """Add a channel from an Apprise URL."""
+    values = {"name": request.form.get("name", ""), "url": request.form.get("url", "")}
+    try:
+        channel = channels.create_channel(current_project(), values["name"], values["url"])
+    except ValidationError as exc:
+        return _channels_page(422, values=values, errors=exc.errors)
+    flash(f"Channel “{channel.name}” is added. Send a test to check that it works, then choose "
+          "it in a job's alerts.")
+    return redirect(url_for("settings.channels_page"), 303)
+
+
+@bp.post("/channels/<channel_id>/test")
+@requires("owner")
+def test_channel(channel_id: str):
+    """Send a test message to a channel now."""
+    channel = channels.get_channel(current_project(), channel_id)
+    try:
+        flash(channels.test_channel(channel))
+    except ValidationError as exc:
+        return _channels_page(422, row_errors={channel.public_id: exc.message})
+    return redirect(url_for("settings.channels_page"), 303)
+
+
+@bp.post("/channels/<channel_id>/delete")
+@requires("owner")
+def delete_channel(channel_id: str):
+    """Delete a channel; jobs stop alerting there."""
+    channel = channels.get_channel(current_project(), channel_id)
+    name = channel.name
+    channels.delete_channel(channel)
+    flash(f"Channel “{name}” is deleted.")
+    return redirect(url_for("settings.channels_page"), 303)
 
 
 # --- Sources ------------------------------------------------------------------------------
@@ -364,3 +462,51 @@ def clear_credential(name: str):
     else:
         flash(f"{name} was not set for this project.")
     return redirect(url_for("settings.sources_page"), 303)
+
+
+# --- Storage ------------------------------------------------------------------------------
+
+BUCKET_FIELDS = ("endpoint", "region", "bucket", "prefix", "access_key")
+
+
+def _storage_page(status: int = 200, **context):
+    bucket = buckets.get_bucket(current_project())
+    if "values" not in context:
+        # The form starts from the connected bucket (never its secret), to change one field.
+        context["values"] = {
+            name: (getattr(bucket, name) or "") if bucket else "" for name in BUCKET_FIELDS
+        }
+    return _page("storage", status, bucket=bucket, **context)
+
+
+@bp.get("/storage")
+@requires("owner")
+def storage_page():
+    """The project's own bucket: where it is, the last push and the last error."""
+    return _storage_page()
+
+
+@bp.post("/storage/bucket")
+@requires("owner")
+def connect_bucket():
+    """Connect (or change) the bucket, after a test write."""
+    data = {name: request.form.get(name, "") for name in (*BUCKET_FIELDS, "secret_key")}
+    try:
+        bucket = buckets.connect_bucket(current_project(), data)
+    except ValidationError as exc:
+        values = {name: data[name] for name in BUCKET_FIELDS}  # the secret is never sent back
+        return _storage_page(422, values=values, errors=exc.errors)
+    flash(f"Bucket {bucket.bucket} is connected: the test write succeeded. Each completed run's "
+          "results are pushed there from now on.")
+    return redirect(url_for("settings.storage_page"), 303)
+
+
+@bp.post("/storage/bucket/disconnect")
+@requires("owner")
+def disconnect_bucket():
+    """Disconnect the bucket (what it holds stays there)."""
+    if buckets.disconnect_bucket(current_project()):
+        flash("The bucket is disconnected: no more results are pushed to it.")
+    else:
+        flash("No bucket was connected.")
+    return redirect(url_for("settings.storage_page"), 303)

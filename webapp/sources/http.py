@@ -1,4 +1,4 @@
-"""The one HTTP client every source fetches through.
+"""The one HTTP client every source fetches through, and every webhook delivery posts through.
 
 One deadline for the whole fetch, a size cap, redirects followed by hand (each hop checked
 again) and no requests to private, loopback, link-local or metadata addresses unless the
@@ -33,6 +33,11 @@ CHUNK = 64 * 1024
 
 class FetchError(Exception):
     """A fetch that failed, with a sentence a person can act on."""
+
+
+class RefusedURL(FetchError):
+    """A URL the policy refuses whatever the moment: a scheme other than http(s), no host, or
+    an address that is private, loopback or link-local. Asking again would not help."""
 
 
 @dataclass
@@ -87,10 +92,10 @@ def check_url(url: str, policy: FetchPolicy) -> str:
     """Refuse a URL the policy does not allow; return the checked address to connect to."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise FetchError(f"Only http and https URLs can be fetched, not {parts.scheme or 'none'}.")
+        raise RefusedURL(f"Only http and https URLs can be fetched, not {parts.scheme or 'none'}.")
     host = parts.hostname
     if not host:
-        raise FetchError(f"The URL {url!r} has no host.")
+        raise RefusedURL(f"The URL {url!r} has no host.")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = resolve(host, port)
@@ -100,7 +105,7 @@ def check_url(url: str, policy: FetchPolicy) -> str:
         raise FetchError(f"Could not resolve {host}.")
     for address in addresses:
         if not (policy.allow_private or _is_public(address) or _is_allowed(address, policy)):
-            raise FetchError(
+            raise RefusedURL(
                 f"Refused to fetch {host}: it resolves to the private or local address "
                 f"{address} (set BYTESTACK_ALLOW_PRIVATE_NETWORKS=1 to allow)."
             )
@@ -338,6 +343,57 @@ def _fetch_once(
             except httpx.HTTPError as exc:
                 raise FetchError(f"Could not fetch {current}: {exc or type(exc).__name__}.") from None
         raise FetchError(f"{url} redirected more than {MAX_REDIRECTS} times.")
+
+
+def post(url: str, body: bytes, policy: FetchPolicy, headers: dict | None = None) -> Response:
+    """POST `body` once, under the policy's guard, pinned address and deadline; raise a readable
+    FetchError (RefusedURL when the URL itself is refused) if no answer came.
+
+    Any answer is returned, whatever its status: the caller judges it. A redirect is not
+    followed (a delivery must reach the URL it was given, and a POST is not repeated). The
+    answer's body is read up to the size cap, undecoded, and the rest left unread: it is
+    information only, so an endless or slow body never holds the sender past the deadline.
+    """
+    deadline = _Deadline(policy.timeout)
+    request_headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
+    request_headers.update(headers or {})
+    request_headers["Accept-Encoding"] = "identity"
+    target, host_header, extensions = _pinned(url, check_url(url, policy))
+    timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 10.0))
+    with httpx.Client(
+        timeout=timeout, transport=_BoundedTransport(deadline), follow_redirects=False
+    ) as client:
+        try:
+            with client.stream(
+                "POST",
+                target,
+                content=body,
+                headers={**request_headers, **host_header},
+                extensions=extensions,
+            ) as response:
+                return Response(
+                    url, response.status_code, response.headers, _read_some(response, policy)
+                )
+        except httpx.TimeoutException:
+            raise FetchError(f"{url} did not answer within {policy.timeout:g} s.") from None
+        except httpx.ConnectError as exc:
+            raise FetchError(f"Could not reach {url}: {exc or 'connection refused'}.") from None
+        except httpx.HTTPError as exc:
+            raise FetchError(f"Could not reach {url}: {exc or type(exc).__name__}.") from None
+
+
+def _read_some(response: httpx.Response, policy: FetchPolicy) -> bytes:
+    """Up to the cap of an answer's raw body; what came before a timeout or a dropped
+    connection (the status line and headers have arrived: they are the answer)."""
+    body = bytearray()
+    try:
+        for chunk in response.iter_raw():
+            body += chunk[: policy.max_bytes - len(body)]
+            if len(body) >= policy.max_bytes:
+                break
+    except httpx.HTTPError:
+        pass
+    return bytes(body)
 
 
 def _read_body(
