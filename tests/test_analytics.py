@@ -15,6 +15,7 @@ from conftest import make_job
 from webapp.analytics.service import DateRange, RangeError, parse_range
 from webapp.jobs.service import ensure_project
 from webapp.models import Job, Project, Record, Run
+from webapp.runs import rollups
 
 DAY1 = datetime(2026, 5, 1, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -69,6 +70,10 @@ def add_run(
                 is_new=is_new,
             )
         )
+    db.session.flush()
+    # Records written here skip the completion path, so the project's rollups are counted
+    # again from them (as after a restore).
+    rollups.rebuild(project_id)
     db.session.commit()
     return run
 

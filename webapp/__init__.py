@@ -56,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .queries.views import bp as queries_bp
     from .notifications import kinds as notification_kinds  # noqa: F401  (registers them)
     from .notifications import models as notification_models  # noqa: F401
+    from .runs import rollups  # noqa: F401  (its tables)
     from .settings import models as settings_models  # noqa: F401
     from .settings.views import bp as settings_bp
     from .storage.views import bp as storage_bp

@@ -13,6 +13,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ..extensions import db
 from ..models import Job, Record, Run
+from ..runs.rollups import DayRollup, DomainRollup, SourceRollup
 from ..timeutil import UTCDateTime
 
 PRESETS = (7, 30, 90)
@@ -260,8 +261,23 @@ def run_count(scope: Scope, rng: DateRange, statuses: tuple[str, ...]) -> int:
     )
 
 
+def _in_rollups(model, scope: Scope, rng: DateRange) -> ColumnElement:
+    return and_(model.project_id == scope.project_id, model.day >= rng.start,
+                model.day <= rng.end)
+
+
 def records_by_source(scope: Scope, rng: DateRange) -> list[tuple[str, int]]:
     """Stored records per source, most first."""
+    if scope.job_id is None:
+        # A project's page reads the per-day rollups: a job's reads its own records.
+        total = func.sum(SourceRollup.records)
+        rows = db.session.execute(
+            select(SourceRollup.source, total)
+            .where(_in_rollups(SourceRollup, scope, rng))
+            .group_by(SourceRollup.source)
+            .order_by(total.desc(), SourceRollup.source)
+        ).all()
+        return [(source, int(n)) for source, n in rows]
     count = func.count()
     rows = db.session.execute(
         select(Record.source, count)
@@ -275,6 +291,16 @@ def records_by_source(scope: Scope, rng: DateRange) -> list[tuple[str, int]]:
 
 def top_domains(scope: Scope, rng: DateRange, limit: int = TOP_DOMAINS) -> list[tuple[str, int]]:
     """The domains with most stored records, most first (ties by name)."""
+    if scope.job_id is None:
+        total = func.sum(DomainRollup.records)
+        rows = db.session.execute(
+            select(DomainRollup.domain, total)
+            .where(_in_rollups(DomainRollup, scope, rng))
+            .group_by(DomainRollup.domain)
+            .order_by(total.desc(), DomainRollup.domain)
+            .limit(limit)
+        ).all()
+        return [(domain, int(n)) for domain, n in rows]
     count = func.count()
     rows = db.session.execute(
         select(Record.domain, count)
@@ -289,6 +315,12 @@ def top_domains(scope: Scope, rng: DateRange, limit: int = TOP_DOMAINS) -> list[
 
 def unique_authors_per_day(scope: Scope, rng: DateRange) -> list[tuple[date, int]]:
     """Distinct authors among the records each UTC day's runs stored, every day of the range."""
+    if scope.job_id is None:
+        rows = db.session.execute(
+            select(DayRollup.day, DayRollup.authors).where(_in_rollups(DayRollup, scope, rng))
+        ).all()
+        found = {_as_date(d): int(n) for d, n in rows}
+        return [(d, found.get(d, 0)) for d in rng.days()]
     day = utc_day(run_time())
     rows = db.session.execute(
         select(day, func.count(func.distinct(Record.author)))

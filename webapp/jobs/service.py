@@ -12,6 +12,7 @@ from ..errors import ConflictError, NotFoundError
 from ..extensions import db
 from ..models import Job, Project, Record, Run
 from ..queueing import QueuedRun, enqueue_runs, get_redis
+from ..runs import rollups
 from ..schedules import Schedule
 from ..scheduling import drop_job_entry, queue_timeout, sync_job_entry
 from ..schemas import JobCreate, JobUpdate, validate
@@ -193,6 +194,8 @@ def run_now(job: Job, trigger: str = "manual") -> Run:
 
 def delete_job(job: Job) -> None:
     previous_slot = _current_slot(job)
+    # Its records leave the project's Analytics with it, in the same transaction.
+    rollups.subtract_runs(list(db.session.scalars(select(Run.id).where(Run.job_id == job.id))))
     # Bulk deletes keep a job with a million records from loading them into memory.
     db.session.query(Record).filter(Record.job_id == job.id).delete(synchronize_session=False)
     db.session.query(Run).filter(Run.job_id == job.id).delete(synchronize_session=False)

@@ -32,6 +32,7 @@ from ..queueing import (
 )
 from ..schedules import Schedule
 from ..timeutil import isoformat, now
+from . import rollups
 from .worker import MONITORING_INTERVAL
 
 log = logging.getLogger("bytestack.runs")
@@ -121,7 +122,9 @@ def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) ->
     """Store the records with the run's completion in one transaction; False (and nothing
     stored) when the run is no longer running, e.g. the reaper failed it meanwhile."""
     run = db.session.execute(
-        select(Run.id, Run.public_id, Run.job_id, Run.project_id).where(Run.id == run_id)
+        select(Run.id, Run.public_id, Run.job_id, Run.project_id, Run.started_at).where(
+            Run.id == run_id
+        )
     ).first()
     if run is None:  # deleted with its job while running
         db.session.rollback()
@@ -164,6 +167,7 @@ def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) ->
             ],
         )
     if run.job_id is not None:
+        rollups.add_run(run.project_id, run.started_at or finished, records, flags)
         rest_job(run.job_id, failed=False, error=error, synced_at=finished)
     db.session.commit()
     announce(run.public_id)
