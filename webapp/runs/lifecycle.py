@@ -40,7 +40,8 @@ log = logging.getLogger("bytestack.runs")
 MAX_ATTEMPTS = 5
 # A queued run younger than this is not checked: its queue message may be on its way.
 QUEUED_GRACE = timedelta(seconds=10)
-SEEN_CHUNK = 500
+# Fingerprints per "seen before" lookup: few round trips, under SQLite's 32,766 parameters.
+SEEN_CHUNK = 5000
 
 
 def _next_slot(job_pk: int, moment: datetime) -> datetime | None:

@@ -31,7 +31,6 @@ from sqlalchemy import (
     delete,
     func,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -229,33 +228,33 @@ def _apply(
          for day, domain, n in domains],
     )
     _count_authors(project_id, authors)
-    for model in (SourceRollup, DomainRollup):
-        db.session.execute(
-            delete(model).where(model.project_id == project_id, model.day.in_(list(days)),
-                                model.records <= 0)
-        )
-    db.session.execute(
-        delete(DayRollup).where(DayRollup.project_id == project_id,
-                                DayRollup.day.in_(list(days)), DayRollup.records <= 0)
-    )
+    if any(n < 0 for n, _ in days.values()):  # only a subtraction empties a row
+        for model in (SourceRollup, DomainRollup, DayRollup):
+            db.session.execute(
+                delete(model).where(model.project_id == project_id,
+                                    model.day.in_(list(days)), model.records <= 0)
+            )
 
 
 def _count_authors(project_id: int, authors: list[tuple[date, str, int]]) -> None:
     """Move each author's count of the day, and the day's distinct authors by the number of
-    authors whose count leaves or reaches zero."""
+    authors whose count leaves or reaches zero (read from the count each upsert returns)."""
     if not authors:
         return
-    before = _author_counts(project_id, [(day, author) for day, author, _ in authors])
-    _add(
-        AuthorRollup,
-        ("project_id", "day", "author"),
-        [{"project_id": project_id, "day": day, "author": author, "records": n}
-         for day, author, n in authors],
-    )
+    deltas = {(day, author): n for day, author, n in authors}
+    statement = _insert(AuthorRollup)
+    statement = statement.on_conflict_do_update(
+        index_elements=["project_id", "day", "author"],
+        set_={"records": AuthorRollup.records + statement.excluded.records},
+    ).returning(AuthorRollup.day, AuthorRollup.author, AuthorRollup.records)
+    rows = [
+        {"project_id": project_id, "day": day, "author": author, "records": n}
+        for (day, author), n in sorted(deltas.items())
+    ]
     moved: Counter[date] = Counter()
-    for day, author, n in authors:
-        had = before.get((day, author), 0) > 0
-        has = before.get((day, author), 0) + n > 0
+    for day, author, after in db.session.execute(statement, rows):
+        day = _as_day(day)
+        had, has = after - deltas[day, author] > 0, after > 0
         moved[day] += int(has) - int(had)
     for day in sorted(moved):
         if moved[day]:
@@ -264,28 +263,14 @@ def _count_authors(project_id: int, authors: list[tuple[date, str, int]]) -> Non
                 .where(DayRollup.project_id == project_id, DayRollup.day == day)
                 .values(authors=DayRollup.authors + moved[day])
             )
-    db.session.execute(
-        delete(AuthorRollup).where(
-            AuthorRollup.project_id == project_id,
-            AuthorRollup.day.in_(sorted(moved)),
-            AuthorRollup.records <= 0,
-        )
-    )
-
-
-def _author_counts(project_id: int, keys: list[tuple[date, str]]) -> dict[tuple[date, str], int]:
-    found: dict[tuple[date, str], int] = {}
-    for start in range(0, len(keys), CHUNK):
-        chunk = keys[start : start + CHUNK]
-        rows = db.session.execute(
-            select(AuthorRollup.day, AuthorRollup.author, AuthorRollup.records).where(
+    if any(n < 0 for n in deltas.values()):
+        db.session.execute(
+            delete(AuthorRollup).where(
                 AuthorRollup.project_id == project_id,
-                tuple_(AuthorRollup.day, AuthorRollup.author).in_(chunk),
+                AuthorRollup.day.in_(sorted(moved)),
+                AuthorRollup.records <= 0,
             )
         )
-        for day, author, n in rows:
-            found[_as_day(day), author] = n
-    return found
 
 
 def _as_day(value) -> date:
