@@ -134,6 +134,25 @@ class LocalServer:
                     self.send_response(302)
                     self.end_headers()
                     return
+                if self.path.startswith("/to/"):  # /to/<host[:port]>/<path>: a redirect there
+                    target = self.path[len("/to/") :]
+                    self.send_response(302)
+                    self.send_header("Location", f"http://{target}")
+                    self.end_headers()
+                    return
+                if self.path.startswith("/elsewhere/"):  # any path below: to another host
+                    self.send_response(302)
+                    self.send_header("Location", f"http://elsewhere.test:{server.port}/json")
+                    self.end_headers()
+                    return
+                if self.path == "/json":
+                    body = b'{"items": []}'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(FEED)))
                 self.end_headers()
@@ -180,6 +199,19 @@ PRIVATE = [
     "::ffff:10.0.0.1",  # IPv4-mapped IPv6
     "::ffff:127.0.0.1",
     "::ffff:169.254.169.254",
+    # IPv6 transition addresses: a translator or relay delivers them to the IPv4 address they
+    # embed, so that address is the one judged.
+    "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "64:ff9b:1::5db8:d822",  # local-use NAT64 (RFC 8215): a network's own translator
+    "2002:a00:1::1",  # 6to4 of 10.0.0.1
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+    "::a00:1",  # IPv4-compatible 10.0.0.1
+    "::7f00:1",  # IPv4-compatible 127.0.0.1
+    "::ffff:0:a9fe:a9fe",  # IPv4-translated 169.254.169.254
 ]
 
 
@@ -219,6 +251,34 @@ def test_a_public_address_passes_the_check_and_is_the_one_to_connect_to(monkeypa
     resolve_to(monkeypatch, {"news.example.com": ["93.184.216.34"]})
     assert check_url("https://news.example.com/feed", FetchPolicy()) == "93.184.216.34"
     assert connections.refused == []  # checking opens no socket
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::5db8:d822",  # NAT64 of 93.184.216.34
+        "2002:5db8:d822::1",  # 6to4 of it
+        "2001:0:4136:e378:8000:63bf:a247:27dd",  # Teredo: public server, client 93.184.216.34
+        "2606:2800:220:1:248:1893:25c8:1946",  # plain global IPv6
+    ],
+)
+def test_a_transition_address_embedding_a_public_ipv4_address_passes(
+    monkeypatch, connections, address
+):
+    resolve_to(monkeypatch, {"news.example.com": [address]})
+    assert check_url("https://news.example.com/feed", FetchPolicy()) == address
+    assert connections.refused == []
+
+
+def test_an_allowed_network_admits_a_transition_address_by_its_range_or_its_ipv4_network(
+    monkeypatch, connections
+):
+    resolve_to(monkeypatch, {"mirror.test": ["64:ff9b::a01:203"]})  # NAT64 of 10.1.2.3
+    for allowed in ("10.1.0.0/16", "64:ff9b::/96"):
+        assert check_url("http://mirror.test/", FetchPolicy(allowed_networks=(allowed,)))
+    with pytest.raises(FetchError, match="Refused"):
+        check_url("http://mirror.test/", FetchPolicy(allowed_networks=("10.2.0.0/16",)))
+    assert connections.refused == []
 
 
 def test_the_real_loopback_server_is_refused_by_default(connections, feed_server):
@@ -323,6 +383,108 @@ def test_a_redirect_without_a_location_is_an_error(connections, local_server):
     url = f"http://127.0.0.1:{local_server.port}/no-location"
     with pytest.raises(FetchError, match="redirected without a Location"):
         fetch(url, FetchPolicy(allow_private=True))
+
+
+# --- credentials stay with the host they were meant for --------------------------------------
+
+SECRET_HEADERS = {
+    "Authorization": "Bearer ghp_not-for-other-hosts",
+    "X-Api-Key": "key-not-for-other-hosts",
+    "Cookie": "session=not-for-other-hosts",
+}
+
+
+def secrets_sent(request: dict) -> set[str]:
+    return {name for name in SECRET_HEADERS if name in request["headers"]}
+
+
+@pytest.fixture
+def two_hosts(monkeypatch, local_server):
+    """api.test and elsewhere.test, two names for the one loopback server."""
+    resolve_to(monkeypatch, {"api.test": ["127.0.0.1"], "elsewhere.test": ["127.0.0.1"]})
+    return local_server
+
+
+def test_credentials_are_not_sent_on_a_redirect_to_another_host(connections, two_hosts):
+    port = two_hosts.port
+    response = fetch(
+        f"http://api.test:{port}/to/elsewhere.test:{port}/json",
+        FetchPolicy(allow_private=True),
+        {**SECRET_HEADERS, "Accept": "application/json"},
+    )
+    assert response.url == f"http://elsewhere.test:{port}/json"
+    first, second = two_hosts.requests
+    assert secrets_sent(first) == set(SECRET_HEADERS)
+    assert second["headers"]["Host"] == f"elsewhere.test:{port}"
+    assert secrets_sent(second) == set()
+    assert second["headers"]["Accept"] == "application/json"  # what is no secret still goes
+
+
+def test_credentials_follow_a_redirect_on_the_same_host_only_until_one_leaves_it(
+    connections, two_hosts
+):
+    port = two_hosts.port
+    back_home = f"api.test:{port}/json"
+    fetch(
+        f"http://api.test:{port}/to/api.test:{port}/to/elsewhere.test:{port}/to/{back_home}",
+        FetchPolicy(allow_private=True),
+        SECRET_HEADERS,
+    )
+    sent = [secrets_sent(request) for request in two_hosts.requests]
+    assert sent == [set(SECRET_HEADERS), set(SECRET_HEADERS), set(), set()]
+
+
+def test_a_redirect_to_another_port_of_the_same_host_drops_credentials(connections, two_hosts):
+    other = LocalServer()
+    try:
+        fetch(
+            f"http://api.test:{two_hosts.port}/to/api.test:{other.port}/json",
+            FetchPolicy(allow_private=True),
+            SECRET_HEADERS,
+        )
+        assert secrets_sent(other.requests[0]) == set()
+    finally:
+        other.stop()
+
+
+@pytest.mark.parametrize(
+    "current, following, same",
+    [
+        ("https://api.github.com/a", "https://api.github.com/b", True),
+        ("https://API.github.com/a", "https://api.github.com:443/b", True),
+        ("http://example.com/a", "https://example.com/b", True),  # an upgrade, default ports
+        ("https://api.github.com/a", "http://api.github.com/b", False),  # a downgrade
+        ("https://api.github.com/a", "https://codeload.github.com/b", False),
+        ("https://api.x.com/a", "https://api.x.com:8443/b", False),
+        ("http://example.com:8080/a", "https://example.com/b", False),
+    ],
+)
+def test_what_counts_as_the_same_origin_for_credentials(current, following, same):
+    assert http._same_origin(current, following) is same
+
+
+@pytest.mark.parametrize(
+    "source_id, credentials",
+    [("github", {"github_token": "ghp_source-token"}), ("x", {"x_bearer_token": "x-token"})],
+)
+def test_a_source_token_is_not_sent_to_the_host_its_api_redirects_to(
+    monkeypatch, connections, two_hosts, source_id, credentials
+):
+    from webapp.sources import FetchContext, fetch_source, normalise_sources
+
+    monkeypatch.setenv(
+        f"BYTESTACK_SOURCE_{source_id.upper()}_URL", f"http://api.test:{two_hosts.port}/elsewhere"
+    )
+    context = FetchContext(
+        FetchPolicy(allow_private=True), False, None, None, 10, "acme", credentials
+    )
+    [config] = normalise_sources([source_id])
+    assert fetch_source(config, context) == []
+    first, second = two_hosts.requests
+    token = next(iter(credentials.values()))
+    assert first["headers"]["Authorization"] == f"Bearer {token}"
+    assert second["path"] == "/json" and "Authorization" not in second["headers"]
+    assert token not in str(second["headers"])
 
 
 # --- schemes, names, statuses ----------------------------------------------------------------

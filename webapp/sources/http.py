@@ -71,21 +71,55 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
+# IPv6 ranges whose addresses carry an IPv4 address in their last 32 bits, and whose packets
+# a translator or relay delivers to that IPv4 address: NAT64's well-known prefix (RFC 6052),
+# IPv4-translated (RFC 2765) and the deprecated IPv4-compatible addresses (RFC 4291).
+_LAST_32_BITS = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+    ipaddress.ip_network("::/96"),
+)
+# The local-use NAT64 prefix (RFC 8215) may embed the IPv4 address anywhere: a network's own
+# translator, never public.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip
+    return ipaddress.ip_address(address.split("%", 1)[0])
+
+
+def _reached(address: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses a connection to `address` ends up at: for an IPv6 address that embeds an
+    IPv4 one (mapped, NAT64, 6to4, Teredo's server and client, IPv4-compatible), the IPv4
+    addresses, which a translator or relay on the path delivers to; else the address itself.
+    Judging the IPv6 address alone would let 64:ff9b::a9fe:a9fe reach 169.254.169.254."""
+    ip = _ip(address)
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return [ip]
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    if ip.teredo:
+        server, client = ip.teredo
+        return [server, client]
+    if any(ip in network for network in _LAST_32_BITS):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return [ip]
 
 
 def _is_public(address: str) -> bool:
-    ip = _ip(address)
-    return ip.is_global and not ip.is_multicast
+    if _ip(address) in _LOCAL_NAT64:
+        return False
+    return all(ip.is_global and not ip.is_multicast for ip in _reached(address))
 
 
 def _is_allowed(address: str, policy: FetchPolicy) -> bool:
-    ip = _ip(address)
-    return any(ip in ipaddress.ip_network(network) for network in policy.allowed_networks)
+    networks = [ipaddress.ip_network(network) for network in policy.allowed_networks]
+    # An operator may name the IPv6 range itself, or the IPv4 network it leads to.
+    return any(_ip(address) in network for network in networks) or all(
+        any(ip in network for network in networks) for ip in _reached(address)
+    )
 
 
 def check_url(url: str, policy: FetchPolicy) -> str:
@@ -277,6 +311,26 @@ def fetch(url: str, policy: FetchPolicy, headers: dict | None = None) -> Respons
             attempt += 1
 
 
+# What may go to whatever host a redirect leads to: nothing a caller could put a secret in.
+_ANY_HOST_HEADERS = frozenset(("user-agent", "accept", "accept-encoding", "accept-language"))
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _same_origin(current: str, following: str) -> bool:
+    """Whether a redirect stays on the same scheme, host and port (an upgrade from http to
+    https on the default ports included): anything else may be someone else's server."""
+    a, b = urlsplit(current), urlsplit(following)
+    if (a.hostname or "").lower() != (b.hostname or "").lower():
+        return False
+    try:
+        ports = (a.port or _DEFAULT_PORTS.get(a.scheme), b.port or _DEFAULT_PORTS.get(b.scheme))
+    except ValueError:
+        return False
+    if a.scheme == b.scheme:
+        return ports[0] == ports[1]
+    return (a.scheme, b.scheme) == ("http", "https") and ports == (80, 443)
+
+
 def _retry_after(value: str | None) -> float | None:
     if value and value.strip().isdigit():
         return float(value.strip())
@@ -314,7 +368,16 @@ def _fetch_once(
                         location = response.headers.get("location")
                         if not location:
                             raise FetchError(f"{current} redirected without a Location.")
-                        current = urljoin(current, location)
+                        following = urljoin(current, location)
+                        if not _same_origin(current, following):
+                            # The caller's headers (a token, a key) were meant for the host
+                            # it named; once a hop leaves it they are not sent again.
+                            request_headers = {
+                                name: value
+                                for name, value in request_headers.items()
+                                if name.lower() in _ANY_HOST_HEADERS
+                            }
+                        current = following
                         continue
                     if response.status_code in RETRY_STATUSES:
                         raise _Retryable(
@@ -339,9 +402,13 @@ def _fetch_once(
                     f"{current} did not answer within {policy.timeout:g} s."
                 ) from None
             except httpx.ConnectError as exc:
-                raise _Retryable(f"Could not fetch {current}: {exc or 'connection refused'}.") from None
+                raise _Retryable(
+                    f"Could not fetch {current}: {exc or 'connection refused'}."
+                ) from None
             except httpx.HTTPError as exc:
-                raise FetchError(f"Could not fetch {current}: {exc or type(exc).__name__}.") from None
+                raise FetchError(
+                    f"Could not fetch {current}: {exc or type(exc).__name__}."
+                ) from None
         raise FetchError(f"{url} redirected more than {MAX_REDIRECTS} times.")
 
 
