@@ -384,3 +384,61 @@ def test_a_status_poll_is_one_small_request_and_the_history_follows_only_changes
     changes = len(announced) + 1  # the button's own answer announces the queued run
     assert len(history) == changes <= 4, requests
     assert len(polls) > len(announced)  # some polls found nothing new and cost one request
+
+
+def test_an_owner_adds_a_channel_tests_it_and_a_jobs_new_records_reach_it(
+    live, page, feed_server, processes
+):
+    """Settings → Channels, Send test, a job's Alerts section, then a run's new records
+    arrive at the channel as one message; the job page offers its feed to subscribe to."""
+    from channel_servers import JsonReceiver
+
+    receiver = JsonReceiver().start()
+    try:
+        feed = feed_server.serve("/feed.xml", rss_document(ITEMS))
+        processes.worker()
+        processes.notifier()
+        page.goto(live.url + "/settings/channels")
+        page.fill("#name", "Team inbox")
+        page.fill("#url", receiver.url() + "?token=s3cret")
+        page.get_by_role("button", name="Add channel").click()
+        card = page.locator(".settings-card", has_text="Team inbox")
+        expect(card).to_contain_text(f"json://127.0.0.1:{receiver.port}/alerts")
+        expect(card).not_to_contain_text("s3cret")  # shown masked
+        card.get_by_role("button", name="Send a test message to Team inbox").click()
+        expect(page.locator("main")).to_contain_text("A test message was sent to “Team inbox”.")
+        assert [m["title"] for m in receiver.messages] == ["ByteStack test message"]
+        expect(card).to_contain_text("Last message sent")
+        expect(card).not_to_contain_text("Last message sent never")
+
+        page.goto(live.url + "/jobs/new")
+        page.fill("#name", "Acme alerts")
+        page.fill("#prompt", "acme")
+        page.fill("#sources", feed)
+        page.get_by_label("Team inbox").check()
+        page.get_by_label(re.compile("New records: the count")).check()
+        page.get_by_role("button", name="Create job").click()
+        expect(page).to_have_url(re.compile(r"/jobs/job_\w+$"))
+        page.locator("#job-status").get_by_role("button", name="Run now").click()
+        expect(page.locator("#run-history .badge-completed")).to_be_visible(timeout=30_000)
+        # The notifier sends it after the run: wait for it as a reader would.
+        deadline = datetime.now() + timedelta(seconds=30)
+        while len(receiver.messages) < 2 and datetime.now() < deadline:
+            page.wait_for_timeout(200)
+        assert len(receiver.messages) >= 2, receiver.messages
+        alert = receiver.messages[1]
+        assert "Acme alerts" in alert["title"] and "12" in alert["title"] + alert["message"]
+        assert "Acme story 1" in alert["message"]
+        assert len(receiver.messages) == 2  # one message for the run, none twice
+
+        feed_url = page.locator("#feed-url").input_value()
+        assert "token=" in feed_url
+        # The test app names itself "localhost" (SERVER_NAME); a deployment names its host.
+        # A feed reader's request: no session, only the token.
+        from urllib.request import urlopen
+
+        with urlopen(live.url + feed_url.removeprefix("http://localhost"), timeout=10) as reply:
+            assert reply.headers["Content-Type"].startswith("application/atom+xml")
+            assert "Acme story 12" in reply.read().decode()
+    finally:
+        receiver.stop()
