@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import pytest
+from conftest import PASSWORD, login, make_job, make_user
 from sqlalchemy import select
 
-from conftest import PASSWORD, login, make_job, make_user
 from webapp.accounts.models import Invitation, Membership, User
 from webapp.accounts.service import create_invitation
 
@@ -42,7 +43,9 @@ def test_sign_in_and_out(anonymous, owner):
     wrong = anonymous.post("/login", data={"email": owner.email, "password": "wrong password"})
     assert wrong.status_code == 401 and "do not match" in wrong.text
     assert anonymous.get("/jobs").status_code == 302
-    ok = anonymous.post("/login?next=/query", data={"email": "OWNER@example.com", "password": PASSWORD})
+    ok = anonymous.post(
+        "/login?next=/query", data={"email": "OWNER@example.com", "password": PASSWORD}
+    )
     assert ok.status_code == 303 and ok.headers["Location"] == "/query"
     assert anonymous.get("/jobs").status_code == 200
     assert anonymous.post("/logout").status_code == 303
@@ -51,8 +54,47 @@ def test_sign_in_and_out(anonymous, owner):
 
 @pytest.mark.parametrize("target", ["https://evil.example.com/", "//evil.example.com/x", "/\\evil"])
 def test_sign_in_never_redirects_off_site(anonymous, owner, target):
-    response = anonymous.post(f"/login?next={target}", data={"email": owner.email, "password": PASSWORD})
+    response = anonymous.post(
+        f"/login?next={target}", data={"email": owner.email, "password": PASSWORD}
+    )
     assert response.headers["Location"] == "/jobs"
+
+
+# Browsers drop tabs and newlines from a URL, so "/\t/evil.example.com" is "//evil.example.com"
+# to them; a newline in a Location header is also no header werkzeug can send.
+CONTROL_TARGETS = [
+    "/%09/evil.example.com", "/%0a/evil.example.com", "/%0d/evil.example.com",
+    "/%0d%0aSet-Cookie:x=1", "/%00/evil.example.com", "/%1f/evil.example.com",
+    "/%7f/evil.example.com", "/%09%09/evil.example.com", "%09//evil.example.com",
+]
+
+
+@pytest.mark.parametrize("target", CONTROL_TARGETS)
+def test_sign_in_refuses_a_next_with_control_characters(anonymous, owner, target):
+    response = anonymous.post(
+        f"/login?next={target}", data={"email": owner.email, "password": PASSWORD}
+    )
+    assert response.status_code == 303 and response.headers["Location"] == "/jobs"
+
+
+@pytest.mark.parametrize("target", CONTROL_TARGETS)
+def test_a_signed_in_visit_and_a_project_switch_refuse_control_characters_in_next(
+    client, project, target
+):
+    visit = client.get(f"/login?next={target}")
+    assert visit.status_code == 302 and visit.headers["Location"] == "/jobs"
+    switch = client.post(
+        "/projects/switch", data={"project_id": project.id, "next": unquote(target)}
+    )
+    assert switch.status_code == 303 and switch.headers["Location"] == "/jobs"
+
+
+def test_a_plain_next_path_with_a_query_is_kept(anonymous, owner):
+    response = anonymous.post(
+        "/login?next=/storage%3Fjob_id%3Djob_1%26q%3Da%2Bb",
+        data={"email": owner.email, "password": PASSWORD},
+    )
+    assert response.headers["Location"] == "/storage?job_id=job_1&q=a+b"
 
 
 def test_sign_in_is_rate_limited_with_retry_after(anonymous, owner):
@@ -74,7 +116,9 @@ def test_a_partial_without_a_session_asks_htmx_to_go_to_sign_in(anonymous, owner
 def test_changing_the_password_ends_other_sessions(app, owner, project):
     first = login(app.test_client(), owner, project)
     second = login(app.test_client(), owner, project)
-    refused = first.post("/account", data={"current_password": "nope", "password": "another long one"})
+    refused = first.post(
+        "/account", data={"current_password": "nope", "password": "another long one"}
+    )
     assert refused.status_code == 422 and 'id="current_password-error"' in refused.text
     changed = first.post(
         "/account", data={"current_password": PASSWORD, "password": "another long one"}
@@ -82,6 +126,28 @@ def test_changing_the_password_ends_other_sessions(app, owner, project):
     assert changed.status_code == 303
     assert first.get("/jobs").status_code == 200
     assert second.get("/jobs").status_code == 302  # the other session is signed out
+
+
+def test_signing_out_ends_that_session_everywhere_a_copy_of_its_cookie_is(app, owner, project):
+    browser = app.test_client()
+    signed_in = browser.post(
+        "/login", data={"email": owner.email, "password": PASSWORD, "remember": "on"}
+    )
+    assert signed_in.status_code == 303
+    copy = app.test_client()  # someone who copied both cookies before the sign-out
+    for name in ("session", "remember_token"):
+        cookie = browser.get_cookie(name)
+        assert cookie is not None, name
+        copy.set_cookie(name, cookie.value)
+    assert copy.get("/jobs").status_code == 200
+    other_device = login(app.test_client(), owner, project)
+    assert browser.post("/logout").status_code == 303
+    assert copy.get("/jobs").status_code == 302
+    assert browser.get("/jobs").status_code == 302
+    assert other_device.get("/jobs").status_code == 302  # the person's other sessions end too
+    again = app.test_client()
+    again.post("/login", data={"email": owner.email, "password": PASSWORD})
+    assert again.get("/jobs").status_code == 200  # signing in again works
 
 
 def test_an_invited_viewer_joins_reads_and_cannot_change(app, anonymous, owner, project, db):
@@ -151,7 +217,8 @@ def test_switching_to_a_project_you_are_not_in_is_refused(client, db):
 def test_another_projects_job_is_not_found(persona, project):
     job = make_job(project)
     outsider = persona("outsider")
-    for path in (f"/jobs/{job.public_id}", f"/jobs/{job.public_id}/row", f"/jobs/{job.public_id}/edit"):
+    base = f"/jobs/{job.public_id}"
+    for path in (base, f"{base}/row", f"{base}/edit"):
         assert outsider.get(path).status_code == 404, path
     assert outsider.post(f"/jobs/{job.public_id}/delete").status_code == 404
 

@@ -85,7 +85,13 @@ def change_password(user: User, current, new) -> None:
         raise ValidationError({"current_password": "That is not your current password."})
     _clean_account(user.email, new, user.name)
     user.password_hash = hash_password(new)
-    user.session_token = secrets.token_urlsafe(32)  # signs out every other session
+    end_sessions(user)  # the view signs this session in again
+
+
+def end_sessions(user: User) -> None:
+    """Sign the person out everywhere: the token is part of every session and remember-me
+    cookie they hold (User.get_id), so each copy of one stops matching."""
+    user.session_token = secrets.token_urlsafe(32)
     db.session.commit()
 
 

@@ -15,7 +15,15 @@ bp = Blueprint("accounts", __name__)
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never an absolute or protocol-relative URL."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        # Browsers drop tabs and newlines inside a URL ("/\t/evil.example" is "//evil.example"
+        # to them), and no header may carry a control character: any C0 or DEL is refused.
+        and not any(ord(char) < 0x20 or ord(char) == 0x7F for char in target)
+    ):
         return target
     return url_for("jobs.list_jobs")
 
@@ -79,7 +87,8 @@ def login():
 @bp.post("/logout")
 @requires("viewer")
 def logout():
-    """Sign out."""
+    """Sign out, on every device: a copied session or remember-me cookie stops working."""
+    service.end_sessions(current_user._get_current_object())
     logout_user()
     session.clear()
     flash("You are signed out.")
