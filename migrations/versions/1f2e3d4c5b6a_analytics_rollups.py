@@ -42,6 +42,7 @@ def upgrade():
         sa.Column('records', sa.Integer(), nullable=False),
         sa.Column('new_records', sa.Integer(), nullable=False),
         sa.Column('authors', sa.Integer(), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         'rollup_sources',
@@ -50,6 +51,7 @@ def upgrade():
         sa.Column('source', sa.String(length=40), primary_key=True, nullable=False),
         sa.Column('records', sa.Integer(), nullable=False),
         sa.Column('new_records', sa.Integer(), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         'rollup_domains',
@@ -57,6 +59,7 @@ def upgrade():
         sa.Column('day', sa.Date(), primary_key=True, nullable=False),
         sa.Column('domain', sa.String(length=255), primary_key=True, nullable=False),
         sa.Column('records', sa.Integer(), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         'rollup_authors',
@@ -64,6 +67,7 @@ def upgrade():
         sa.Column('day', sa.Date(), primary_key=True, nullable=False),
         sa.Column('author', sa.String(length=500), primary_key=True, nullable=False),
         sa.Column('records', sa.Integer(), nullable=False),
+        sqlite_with_rowid=False,
     )
     day = _day(op.get_bind().dialect.name)
     new = "SUM(CASE WHEN r.is_new THEN 1 ELSE 0 END)"

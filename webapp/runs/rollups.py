@@ -49,6 +49,8 @@ class DayRollup(db.Model):
     """A project's day: its job runs' records, new records and distinct authors."""
 
     __tablename__ = "rollup_days"
+    # Rows clustered by their key on SQLite: a range of days is read in place.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
@@ -61,6 +63,8 @@ class DayRollup(db.Model):
 
 class SourceRollup(db.Model):
     __tablename__ = "rollup_sources"
+    # Rows clustered by their key on SQLite: a range of days is read in place.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
@@ -73,6 +77,8 @@ class SourceRollup(db.Model):
 
 class DomainRollup(db.Model):
     __tablename__ = "rollup_domains"
+    # Rows clustered by their key on SQLite: a range of days is read in place.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
@@ -84,6 +90,8 @@ class DomainRollup(db.Model):
 
 class AuthorRollup(db.Model):
     __tablename__ = "rollup_authors"
+    # Rows clustered by their key on SQLite: a range of days is read in place.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
