@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from feeds import FeedServer
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature
 from redis import Redis
 
-from feeds import FeedServer
 from webapp import create_app
 from webapp.extensions import db as _db
 from webapp.launcher import free_port, redis_server_binary, wait_for_redis
@@ -95,6 +95,8 @@ def test_env(tmp_path, request) -> dict:
         "DATABASE_URL": database_url(tmp_path),
         "REDIS_URL": request.getfixturevalue("redis_url") if needs_redis(request) else "",
         "SECRET_KEY": "test-secret",
+        # Worker, scheduler and gunicorn default to production; tests run as developers do.
+        "BYTESTACK_ENV": "development",
         "BYTESTACK_INSTANCE_PATH": str(tmp_path / "instance"),
         # Tests fetch from a server on 127.0.0.1, which the guard refuses by default.
         "BYTESTACK_ALLOW_PRIVATE_NETWORKS": "1",
@@ -147,7 +149,9 @@ def make_user(email: str, role: str | None, project=None):
     from webapp.accounts.models import Membership, User
     from webapp.accounts.service import hash_password
 
-    user = User(email=email, name=email.split("@")[0].title(), password_hash=hash_password(PASSWORD))
+    user = User(
+        email=email, name=email.split("@")[0].title(), password_hash=hash_password(PASSWORD)
+    )
     _db.session.add(user)
     _db.session.flush()
     if role is not None:
@@ -278,7 +282,8 @@ class Processes:
         return self.start(name, "scheduler.py")
 
     def kill(self, name: str, sig: int) -> None:
-        """Signal a process, its group and every descendant (RQ's work horse has its own session)."""
+        """Signal a process, its group and every descendant (RQ's work horse has its own
+        session)."""
         process = self.running.pop(name)
         for pid in [process.pid, *descendants(process.pid)]:
             try:
@@ -307,3 +312,6 @@ def processes(test_env, tmp_path, app):
     procs = Processes(test_env, tmp_path)
     yield procs
     procs.stop_all()
+    # Captured output is shown only when the test failed: then it says what each process did.
+    for name in procs.running:
+        print(f"--- {name}.log (end) ---\n{procs.log(name)[-3000:]}")
