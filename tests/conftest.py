@@ -313,5 +313,5 @@ def processes(test_env, tmp_path, app):
     yield procs
     procs.stop_all()
     # Captured output is shown only when the test failed: then it says what each process did.
-    for name in procs.running:
-        print(f"--- {name}.log (end) ---\n{procs.log(name)[-3000:]}")
+    for path in sorted(procs.logdir.glob("*.log")):
+        print(f"--- {path.name} (end) ---\n{path.read_text(errors='replace')[-3000:]}")
