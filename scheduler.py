@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from webapp import create_app
+from webapp import create_app_or_exit
 from webapp.queueing import connect
 from webapp.scheduling import JobScheduler
 
 
 def main() -> None:
-    app = create_app()
+    # Production unless BYTESTACK_ENV says otherwise: this is what a platform runs.
+    app = create_app_or_exit(default_env="production")
     if not app.config["REDIS_URL"]:
         raise SystemExit("REDIS_URL is not set: start the app with `make run` or set it.")
     # A longer socket timeout than the web's: a frozen Redis makes a tick wait, then retry.

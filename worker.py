@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from webapp import create_app
+from webapp import create_app_or_exit
 from webapp.queueing import NOTIFICATIONS_QUEUE, RUNS_QUEUE, get_redis
 from webapp.runs.worker import RunWorker
 
@@ -18,7 +18,8 @@ def main(argv: list[str]) -> None:
     unknown = [name for name in queues if name not in QUEUES]
     if unknown:
         raise SystemExit(f"Unknown queue {unknown[0]!r}: use {' or '.join(QUEUES)}.")
-    app = create_app()
+    # Production unless BYTESTACK_ENV says otherwise: this is what a platform runs.
+    app = create_app_or_exit(default_env="production")
     with app.app_context():
         connection = get_redis()
     # The app is built once here; each task's work horse is a fork that reuses it.

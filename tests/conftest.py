@@ -130,6 +130,31 @@ def app(test_env, monkeypatch):
 
 
 @pytest.fixture
+def app_with(test_env, monkeypatch):
+    """Build the app with `env` on top of the tests' environment (production, a proxy …),
+    its tables created; for a test that needs a configuration the `app` fixture lacks."""
+    contexts = []
+
+    def make(**env: str):
+        for name, value in {**test_env, **env}.items():
+            monkeypatch.setenv(name, value)
+        made = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+        context = made.app_context()
+        context.push()
+        _db.drop_all()
+        _db.create_all()
+        contexts.append(context)
+        return made
+
+    yield make
+    for context in reversed(contexts):
+        _db.session.remove()
+        _db.drop_all()
+        _db.engine.dispose()
+        context.pop()
+
+
+@pytest.fixture
 def db(app):
     return _db
 

@@ -1,7 +1,10 @@
-"""Helpers shared by the test modules: fixed instants, fresh rows, a job's runs, due slots."""
+"""Helpers shared by the test modules: fixed instants, fresh rows, a job's runs, due slots,
+the web process as the Procfile starts it."""
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -47,3 +50,15 @@ def set_next_run(db, job, slot: datetime) -> datetime:
 def due_in(db, job, seconds: float) -> datetime:
     """Make a job's next slot fall due in `seconds` (a whole second); returns the slot."""
     return set_next_run(db, job, (now() + timedelta(seconds=seconds)).replace(microsecond=0))
+
+
+# The web process as the Procfile and `make run` start it (its settings module included).
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:webapp.gunicorn_conf"]
+
+
+def platform_env(test_env: dict, **changes: str) -> dict:
+    """The tests' environment as a platform would give it: no BYTESTACK_ENV, so each process
+    has its entry point's default."""
+    env = {**os.environ, **test_env, **changes}
+    env.pop("BYTESTACK_ENV", None)
+    return env

@@ -476,7 +476,7 @@ def test_a_source_token_is_not_sent_to_the_host_its_api_redirects_to(
         f"BYTESTACK_SOURCE_{source_id.upper()}_URL", f"http://api.test:{two_hosts.port}/elsewhere"
     )
     context = FetchContext(
-        FetchPolicy(allow_private=True), False, None, None, 10, "acme", credentials
+        FetchPolicy(allow_private=True), None, None, None, 10, "acme", credentials
     )
     [config] = normalise_sources([source_id])
     assert fetch_source(config, context) == []

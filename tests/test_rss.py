@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -134,12 +135,86 @@ def test_a_large_podcast_feed_parses_within_seconds():
 
 @needs_corpus
 def test_the_source_reads_a_local_file_only_when_allowed(tmp_path):
-    context = FetchContext(FetchPolicy(), True, None, None, 100, "")
+    context = FetchContext(FetchPolicy(), str(FEEDS), None, None, 100, "")
     config = {"type": "rss", "url": str(FEEDS / "rss2-reddit-frontpage.rss")}
     assert len(RSSSource.fetch(config, context)) == 24
-    context.allow_local_files = False
+    context.local_files_dir = None
     with pytest.raises(SourceError, match="Local files are not allowed"):
         RSSSource.fetch(config, context)
+
+
+LOCAL_FEED = (
+    '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>Local</title>'
+    "<link>https://x.example.com/1</link></item></channel></rss>"
+)
+
+
+@pytest.fixture
+def feeds_dir(tmp_path) -> Path:
+    folder = tmp_path / "feeds"
+    (folder / "team").mkdir(parents=True)
+    (folder / "team" / "acme feed.xml").write_text(LOCAL_FEED)
+    (tmp_path / "secret.xml").write_text(LOCAL_FEED.replace("Local", "Secret"))
+    return folder
+
+
+def read_local(url: str, folder: Path, max_bytes: int = 1024 * 1024):
+    context = FetchContext(FetchPolicy(max_bytes=max_bytes), str(folder), None, None, 100, "")
+    return RSSSource.fetch({"type": "rss", "url": url}, context)
+
+
+def test_a_local_feed_is_read_by_path_file_url_or_name_inside_the_folder(feeds_dir):
+    for url in (
+        str(feeds_dir / "team" / "acme feed.xml"),
+        (feeds_dir / "team" / "acme feed.xml").as_uri(),  # file:///…/acme%20feed.xml
+        "team/acme feed.xml",
+    ):
+        assert [r.title for r in read_local(url, feeds_dir)] == ["Local"], url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/etc/passwd",
+        "file:///etc/passwd",
+        "../secret.xml",
+        "team/../../secret.xml",
+        "/dev/zero",
+        "file:///proc/self/environ",
+    ],
+)
+def test_a_file_outside_the_folder_is_refused(feeds_dir, url):
+    with pytest.raises(SourceError, match="outside the folder local feeds are read from"):
+        read_local(url, feeds_dir)
+
+
+def test_a_link_inside_the_folder_that_leads_out_of_it_is_refused(feeds_dir):
+    (feeds_dir / "link.xml").symlink_to(feeds_dir.parent / "secret.xml")
+    (feeds_dir / "zero.xml").symlink_to("/dev/zero")
+    for name in ("link.xml", "zero.xml"):
+        with pytest.raises(SourceError, match="outside the folder"):
+            read_local(str(feeds_dir / name), feeds_dir)
+
+
+def test_only_regular_files_are_read_and_a_fifo_does_not_block(feeds_dir):
+    os.mkfifo(feeds_dir / "pipe.xml")
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="is not a regular file"):
+        read_local(str(feeds_dir / "pipe.xml"), feeds_dir)
+    assert time.monotonic() - started < 2
+    with pytest.raises(SourceError, match="is not a regular file"):
+        read_local(str(feeds_dir / "team"), feeds_dir)
+
+
+def test_a_local_file_over_the_size_cap_is_refused(feeds_dir):
+    (feeds_dir / "big.xml").write_text(LOCAL_FEED + " " * 2048)
+    with pytest.raises(SourceError, match="larger than the response size cap"):
+        read_local("big.xml", feeds_dir, max_bytes=1024)
+
+
+def test_a_file_url_naming_another_machine_is_refused(feeds_dir):
+    with pytest.raises(SourceError, match="another machine"):
+        read_local("file://fileserver/share/feed.xml", feeds_dir)
 
 
 # --- hostile input ---------------------------------------------------------------------------

@@ -138,7 +138,7 @@ def context(
 ) -> FetchContext:
     return FetchContext(
         policy=FetchPolicy(timeout=5, allow_private=True),
-        allow_local_files=False,
+        local_files_dir=None,
         since=since,
         until=until,
         limit=limit,

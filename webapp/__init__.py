@@ -12,19 +12,33 @@ from flask import Flask
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(config: dict | None = None) -> Flask:
+def instance_folder() -> str:
+    return os.environ.get("BYTESTACK_INSTANCE_PATH", str(ROOT / "instance"))
+
+
+def create_app(config: dict | None = None, default_env: str | None = None) -> Flask:
+    """The app; `default_env` is the entry point's BYTESTACK_ENV when the variable is unset."""
     app = Flask(
         __name__,
-        instance_path=os.environ.get("BYTESTACK_INSTANCE_PATH", str(ROOT / "instance")),
+        instance_path=instance_folder(),
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
     from . import config as config_module
 
-    app.config.update(config_module.load(instance_path=app.instance_path))
+    app.config.update(
+        config_module.load(instance_path=app.instance_path, default_env=default_env)
+    )
     if config:
         app.config.update(config)
     _configure_logging()
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address (the sign-in rate limit's key) and https from the router's
+        # headers; X-Forwarded-Host is not taken, so links keep the Host the router passed.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     from .extensions import csrf, db, htmx, install_sqlite_tuning, limiter, migrate
 
@@ -53,9 +67,9 @@ def create_app(config: dict | None = None) -> Flask:
     from .api import bp as api_bp
     from .cli import register_cli
     from .jobs.views import bp as jobs_bp
-    from .queries.views import bp as queries_bp
     from .notifications import kinds as notification_kinds  # noqa: F401  (registers them)
     from .notifications import models as notification_models  # noqa: F401
+    from .queries.views import bp as queries_bp
     from .runs import rollups  # noqa: F401  (its tables)
     from .settings import models as settings_models  # noqa: F401
     from .settings.views import bp as settings_bp
@@ -74,6 +88,17 @@ def create_app(config: dict | None = None) -> Flask:
     register_web(app)
     register_cli(app)
     return app
+
+
+def create_app_or_exit(default_env: str) -> Flask:
+    """create_app for a process's entry point: a configuration error (a bad value, no
+    SECRET_KEY in production) ends the process with its message instead of a traceback."""
+    from .config import ConfigError
+
+    try:
+        return create_app(default_env=default_env)
+    except ConfigError as exc:
+        raise SystemExit(f"ByteStack Jobs cannot start: {exc}") from None
 
 
 def _configure_logging() -> None:

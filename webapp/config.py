@@ -102,14 +102,56 @@ def encryption_key(env: dict) -> bytes | None:
     return raw.encode("ascii")
 
 
-def load(env: dict | None = None, instance_path: str = "instance") -> dict:
+ENVIRONMENTS = ("development", "production")
+
+
+def environment(env: dict, default: str | None = None) -> str:
+    """BYTESTACK_ENV, else the entry point's default: production for the processes a platform
+    runs (gunicorn, which names itself in SERVER_SOFTWARE, worker.py, scheduler.py), so a
+    deploy that forgets the variable is not a development server; development otherwise
+    (`make run` says so to its children, the flask CLI, tests)."""
+    raw = env.get("BYTESTACK_ENV", "").strip().lower()
+    if not raw:
+        if default is not None:
+            return default
+        under_gunicorn = env.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
+        return "production" if under_gunicorn else "development"
+    if raw not in ENVIRONMENTS:
+        raise ConfigError(f"BYTESTACK_ENV must be development or production, got {raw!r}")
+    return raw
+
+
+def local_files_dir(env: dict, instance_path: str, development: bool) -> str | None:
+    """The one folder feed sources may read local files from, or None (the default in
+    production): BYTESTACK_ALLOW_LOCAL_FILES turns them on, BYTESTACK_LOCAL_FILES_DIR names
+    the folder (default instance/feeds)."""
+    if not _bool(env, "BYTESTACK_ALLOW_LOCAL_FILES", development):
+        return None
+    raw = env.get("BYTESTACK_LOCAL_FILES_DIR", "").strip()
+    folder = Path(raw or Path(instance_path) / "feeds").expanduser()
+    if not raw:
+        folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        raise ConfigError(f"BYTESTACK_LOCAL_FILES_DIR must be an existing folder, got {raw!r}")
+    return str(folder.resolve())
+
+
+def load(
+    env: dict | None = None, instance_path: str = "instance", default_env: str | None = None
+) -> dict:
     """Read the whole configuration from the environment."""
     env = dict(os.environ if env is None else env)
-    development = env.get("BYTESTACK_ENV", "development").strip().lower() != "production"
+    development = environment(env, default_env) == "development"
     secret = env.get("SECRET_KEY", "")
     if not secret:
         if not development:
-            raise ConfigError("SECRET_KEY is required when BYTESTACK_ENV=production")
+            raise ConfigError(
+                "SECRET_KEY is not set, and production needs it (BYTESTACK_ENV=production, "
+                "the default under gunicorn, worker.py and scheduler.py). Set it to the same "
+                "long random value on every process and machine, e.g. the output of: "
+                "python -c 'import secrets; print(secrets.token_hex(32))'; or set "
+                "BYTESTACK_ENV=development on a developer machine."
+            )
         secret = _development_secret(instance_path)
     url = database_url(env, instance_path)
     engine_options: dict = {"pool_pre_ping": True}
@@ -146,7 +188,11 @@ def load(env: dict | None = None, instance_path: str = "instance") -> dict:
         "FETCH_MIN_INTERVAL": _float(env, "BYTESTACK_FETCH_MIN_INTERVAL", 1.0, minimum=0.0),
         "FETCH_RETRIES": _int(env, "BYTESTACK_FETCH_RETRIES", 2, minimum=0),
         "FETCH_MAX_BYTES": _int(env, "BYTESTACK_FETCH_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
-        "ALLOW_LOCAL_FILES": _bool(env, "BYTESTACK_ALLOW_LOCAL_FILES", development),
+        "LOCAL_FILES_DIR": local_files_dir(env, instance_path, development),
+        # Proxies in front of the app whose X-Forwarded-For and -Proto are believed: 0 for a
+        # server reached directly, 1 behind a platform's router, more for a chain.
+        "TRUSTED_PROXIES": _int(env, "BYTESTACK_TRUSTED_PROXIES", 0, minimum=0),
+        "HSTS": not development,
         # A failed bucket push waits this many seconds times 2^(attempt-1) before the next try.
         "BUCKET_BACKOFF_SECONDS": _float(
             env, "BYTESTACK_BUCKET_BACKOFF_SECONDS", 30.0, minimum=0.0

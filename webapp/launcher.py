@@ -121,7 +121,11 @@ class Child:
 
 def main() -> int:
     env = dict(os.environ)
+    # `make run` is a developer's machine; the processes a platform starts on their own
+    # (gunicorn, worker.py, scheduler.py) are production unless told otherwise.
+    env.setdefault("BYTESTACK_ENV", "development")
     instance = Path(env.get("BYTESTACK_INSTANCE_PATH", ROOT / "instance"))
+    check_config(env, instance)
     workers = worker_count(env)
     redis_process = None
     if not env.get("REDIS_URL"):
@@ -134,7 +138,8 @@ def main() -> int:
     # sign-in, but a fresh install's set-up page is open to whoever reaches it first.
     host = env.get("BYTESTACK_HOST", "127.0.0.1")
     children = [
-        Child("web", [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+        Child("web", [sys.executable, "-m", "gunicorn", "-c", "python:webapp.gunicorn_conf",
+                      "--bind", f"{host}:{port}",
                       "--workers", "2", "--threads", "4", "--access-logfile", "-",
                       "webapp:create_app()"], env),
         *(Child(f"worker-{n}", [sys.executable, str(ROOT / "worker.py")], env)
@@ -169,6 +174,16 @@ def main() -> int:
         if redis_process is not None:
             shutdown([("redis", redis_process)])
     return 0
+
+
+def check_config(env: dict, instance: Path) -> None:
+    """Stop at once on a bad value, rather than start children that exit and restart."""
+    from .config import ConfigError, load
+
+    try:
+        load(env, str(instance))
+    except ConfigError as exc:
+        raise SystemExit(f"ByteStack Jobs cannot start: {exc}") from None
 
 
 def worker_grace(env: dict) -> float:

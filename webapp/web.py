@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -73,6 +73,10 @@ def register_web(app: Flask) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if current_app.config["HSTS"]:
+            # Sent on plain HTTP too, where browsers ignore it: behind a router that ends TLS
+            # the app may not know the visitor used https.
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         response.vary.add("HX-Request")
         return response
 
@@ -167,8 +171,6 @@ def viewer_zone() -> str:
 
 
 def _overdue(job) -> bool:
-    from flask import current_app
-
     return job.is_overdue(now(), timedelta(seconds=current_app.config["OVERDUE_GRACE_SECONDS"]))
 
 

@@ -311,7 +311,7 @@ def collect_records(
             min_interval=config["FETCH_MIN_INTERVAL"],
             retries=config["FETCH_RETRIES"],
         ),
-        allow_local_files=config["ALLOW_LOCAL_FILES"],
+        local_files_dir=config["LOCAL_FILES_DIR"],
         since=since,
         until=until,
         limit=spec.limit,

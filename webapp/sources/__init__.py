@@ -29,7 +29,9 @@ class SourceRecord:
 @dataclass
 class FetchContext:
     policy: FetchPolicy
-    allow_local_files: bool
+    # The folder local feed files may be read from (BYTESTACK_LOCAL_FILES_DIR); None: no
+    # local files at all.
+    local_files_dir: str | None
     since: datetime | None
     until: datetime | None
     limit: int

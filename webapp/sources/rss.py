@@ -6,10 +6,12 @@ import calendar
 import html
 import io
 import json
+import os
 import re
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from xml.sax import SAXException
 from xml.sax.handler import ContentHandler, ErrorHandler
 
@@ -22,7 +24,9 @@ from . import FetchContext, SourceError, SourceRecord
 from .http import FetchError, fetch
 
 _TAGS = re.compile(r"<[^>]+>")
-_SLASHED_DATE = re.compile(r"^\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$")
+_SLASHED_DATE = re.compile(
+    r"^\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$"
+)
 
 
 def _slashed_date(text: str):
@@ -153,22 +157,50 @@ class RSSSource:
 
 
 def _read(url: str, context: FetchContext) -> bytes:
-    parts = urlsplit(url)
-    if parts.scheme in ("", "file"):
-        if not context.allow_local_files:
-            raise SourceError("Local files are not allowed on this server (BYTESTACK_ALLOW_LOCAL_FILES).")
-        path = Path(parts.path if parts.scheme == "file" else url)
-        try:
-            size = path.stat().st_size
-            if size > context.policy.max_bytes:
-                raise SourceError(f"{path} is larger than the response size cap.")
-            return path.read_bytes()
-        except OSError as exc:
-            raise SourceError(f"Could not read {path}: {exc.strerror or exc}.") from None
+    if urlsplit(url).scheme in ("", "file"):
+        return _read_local(url, context)
     try:
         return fetch(url, context.policy, {"Accept": _ACCEPT}).content
     except FetchError as exc:
         raise SourceError(str(exc)) from None
+
+
+def _read_local(url: str, context: FetchContext) -> bytes:
+    """A regular file inside the one folder the operator allows, never anything else: not
+    /etc/passwd, not ../ out of it, not a link leading out, not a FIFO or a device."""
+    if context.local_files_dir is None:
+        raise SourceError(
+            "Local files are not allowed on this server (BYTESTACK_ALLOW_LOCAL_FILES)."
+        )
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
+        raise SourceError(f"{url} names a file on another machine: only local files are read.")
+    requested = Path(unquote(parts.path) if parts.scheme == "file" else url)
+    root = Path(context.local_files_dir).resolve()
+    # resolve() follows every link and "..", so what is checked is where the file really is;
+    # a relative name is taken inside the folder.
+    path = (root / requested).resolve()
+    if not path.is_relative_to(root):
+        raise SourceError(
+            f"{requested} is outside the folder local feeds are read from "
+            "(BYTESTACK_LOCAL_FILES_DIR)."
+        )
+    try:
+        # O_NOFOLLOW: the file cannot have been swapped for a link since it was resolved;
+        # O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused below).
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise SourceError(f"Could not read {requested}: {exc.strerror or exc}.") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise SourceError(f"{requested} is not a regular file.")
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            content = handle.read(context.policy.max_bytes + 1)
+    finally:
+        os.close(descriptor)
+    if len(content) > context.policy.max_bytes:
+        raise SourceError(f"{requested} is larger than the response size cap.")
+    return content
 
 
 _ACCEPT = (
@@ -237,7 +269,9 @@ def _parse_json_feed(content: bytes) -> list[SourceRecord]:
         raise SourceError(f"Not a readable JSON Feed: {exc}.") from None
     if not isinstance(document, dict) or not isinstance(document.get("items"), list):
         raise SourceError("Not a JSON Feed: there is no 'items' list.")
-    feed_authors = document.get("authors") or ([document["author"]] if document.get("author") else [])
+    feed_authors = document.get("authors") or (
+        [document["author"]] if document.get("author") else []
+    )
     records = []
     for item in document["items"]:
         if not isinstance(item, dict):
@@ -251,7 +285,9 @@ def _parse_json_feed(content: bytes) -> list[SourceRecord]:
                 source="rss",
                 url=item.get("url") or item.get("external_url"),
                 title=_plain(item.get("title")),
-                text=_plain(item.get("content_text") or item.get("content_html") or item.get("summary")),
+                text=_plain(
+                    item.get("content_text") or item.get("content_html") or item.get("summary")
+                ),
                 author=author,
                 published_at=_iso(item.get("date_published") or item.get("date_modified")),
                 platform_id=str(item["id"]) if item.get("id") is not None else None,
