@@ -1,4 +1,4 @@
-"""Command-line tools: `flask --app webapp create-api-key`, and job commands."""
+"""Command-line tools: `flask --app webapp create-owner`, `create-api-key`, and job commands."""
 
 from __future__ import annotations
 
@@ -43,6 +43,26 @@ def register_cli(app: Flask) -> None:
         click.echo(f"Created {key.public_id} ({scope}) for project {project.name!r}.", err=True)
         click.echo("Store it now: it is shown only once.", err=True)
         click.echo(secret)
+
+    @app.cli.command("create-owner")
+    @click.option("--email", prompt=True, help="The owner's email address (their sign-in).")
+    @click.option("--name", default="", help="The owner's name, as the dashboard shows it.")
+    @click.option("--project", "project_name", default="Default", show_default=True,
+                  help="The first project's name.")
+    @click.password_option(help="Asked for when not given (10 characters or more).")
+    def create_owner_command(email: str, name: str, project_name: str, password: str):
+        """Create the first account, the owner, as /setup does (without its setup token:
+        shell access to the server is operator access)."""
+        from .accounts.service import create_owner
+        from .errors import ServiceError, ValidationError
+
+        try:
+            user = create_owner(email, password, name, project_name.strip() or "Default")
+        except ValidationError as exc:
+            raise click.ClickException(" ".join(exc.errors.values())) from None
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"Created the owner account {user.email}: sign in at /login.")
 
     @app.cli.command("run-job")
     @click.argument("job_id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from datetime import timedelta
@@ -47,6 +48,22 @@ def _clean_account(email, password, name) -> tuple[str, str, str]:
     if errors:
         raise ValidationError(errors)
     return email, password, name
+
+
+def setup_token(secret_key: str) -> str:
+    """The token a public install's set-up page asks for, printed in the web's log.
+
+    Derived from SECRET_KEY, so every web process and machine prints and accepts the same
+    one with nothing stored; it is good once, as set-up closes when the owner exists, and
+    it gives no more than SECRET_KEY itself (which signs every session) already does.
+    """
+    return hmac.new(secret_key.encode(), b"bytestack-jobs setup token", "sha256").hexdigest()[:32]
+
+
+def setup_token_matches(secret_key: str, given) -> bool:
+    return isinstance(given, str) and hmac.compare_digest(
+        given.strip().encode(), setup_token(secret_key).encode()
+    )
 
 
 def create_owner(email, password, name="", project_name="Default") -> User:

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+import ipaddress
+import logging
+import time
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
 
 from ..errors import NotFoundError, ServiceError, ValidationError
@@ -11,6 +25,7 @@ from . import service
 from .access import public, requires
 
 bp = Blueprint("accounts", __name__)
+log = logging.getLogger(__name__)
 
 
 def _safe_next(target: str | None) -> str:
@@ -33,16 +48,58 @@ def _login_key() -> str:
     return f"{request.remote_addr}|{email.strip().lower()[:254]}"
 
 
+def _setup_needs_token() -> bool:
+    """Whether strangers may reach the set-up page: unless the server listens on loopback
+    only (gunicorn and werkzeug put the listening address in SERVER_NAME), the first visitor
+    must prove they can read the server's log. Behind a trusted proxy the page is public
+    whatever address the server listens on."""
+    if current_app.config["TRUSTED_PROXIES"]:
+        return True
+    listening = request.environ.get("SERVER_NAME", "")
+    if listening == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(listening.strip("[]")).is_loopback
+    except ValueError:
+        return True  # a host name from a unix socket's Host header: reached through a proxy
+
+
+_token_logged_at = 0.0
+
+
+def _log_setup_token(token: str) -> None:
+    """Print the token for the operator, at most once a minute per process, so a visitor
+    reloading the page cannot flood the log."""
+    global _token_logged_at
+    if _token_logged_at and time.monotonic() - _token_logged_at < 60:
+        return
+    _token_logged_at = time.monotonic()
+    log.warning(
+        "no owner account yet: the set-up page asks for the setup token %s (open /setup?token=%s"
+        " or run `flask --app webapp create-owner` on the server instead)", token, token
+    )
+
+
 @bp.route("/setup", methods=["GET", "POST"])
 @public
 def setup():
     """The first visitor of a fresh install creates the owner account."""
     if service.has_users():
         return redirect(url_for("accounts.login"))
-    values = {"name": "", "email": "", "project": "Default"}
+    secret_key = current_app.config["SECRET_KEY"]
+    needs_token = _setup_needs_token()
+    if needs_token:
+        _log_setup_token(service.setup_token(secret_key))
+    values = {"name": "", "email": "", "project": "Default",
+              "setup_token": request.args.get("token", "")}
     errors: dict[str, str] = {}
     if request.method == "POST":
-        values = {k: request.form.get(k, "") for k in ("name", "email", "project")}
+        values = {k: request.form.get(k, "") for k in ("name", "email", "project", "setup_token")}
+        if needs_token and not service.setup_token_matches(secret_key, values["setup_token"]):
+            errors = {"setup_token": "Enter the setup token printed in the server's log."}
+            return render_template(
+                "accounts/setup.html", values=values, errors=errors, needs_token=True
+            ), 403
         try:
             user = service.create_owner(
                 values["email"], request.form.get("password", ""), values["name"],
@@ -56,9 +113,9 @@ def setup():
             login_user(user)
             flash("Welcome! Your owner account is ready. Create your first job.")
             return redirect(url_for("jobs.list_jobs"), 303)
-    return render_template("accounts/setup.html", values=values, errors=errors), (
-        422 if errors else 200
-    )
+    return render_template(
+        "accounts/setup.html", values=values, errors=errors, needs_token=needs_token
+    ), (422 if errors else 200)
 
 
 @bp.route("/login", methods=["GET", "POST"])
