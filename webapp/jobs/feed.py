@@ -56,8 +56,14 @@ def _store_token(job: Job, token: str, only_if_none: bool) -> None:
     db.session.refresh(job)
 
 
+def give_token(job: Job) -> None:
+    """A new job's feed token, set before the job is first saved, so that viewing its page
+    writes nothing."""
+    job.feed_token_encrypted = encrypt(secrets.token_urlsafe(32))
+
+
 def feed_token(job: Job) -> str:
-    """The job's private feed token, made the first time it is needed."""
+    """The job's private feed token (made here for jobs saved before feeds existed)."""
     if job.feed_token_encrypted is not None:
         try:
             return decrypt(job.feed_token_encrypted)

@@ -13,6 +13,7 @@ from ..extensions import db
 from ..models import Job, Project, Record, Run
 from ..queueing import QueuedRun, enqueue_runs, get_redis
 from ..runs import rollups
+from . import feed
 from ..schedules import Schedule
 from ..scheduling import drop_job_entry, queue_timeout, sync_job_entry
 from ..schemas import JobCreate, JobUpdate, validate
@@ -85,6 +86,7 @@ def create_job(project: Project, data: dict) -> Job:
     job = Job(project_id=project.id, state="active", enabled=True)
     _apply(job, cleaned)
     job.next_run_at = job.schedule.next_after(now())
+    feed.give_token(job)
     db.session.add(job)
     db.session.commit()
     _sync_entry(job)
