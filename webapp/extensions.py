@@ -25,6 +25,10 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
 
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
+        # Pruned runs give their pages back to the file system (webapp.storage.retention). It
+        # takes effect only on a database with no table yet, so it comes before anything
+        # else; the retention migration converts older files once.
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         # Web, worker and scheduler write to one file: WAL lets readers go on during writes.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -44,6 +45,10 @@ class Project(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     # Signs what a job's own webhook_url receives (encrypted: every delivery needs it plain).
     webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # The retention policy (webapp.storage.retention prunes by it): runs older than this
+    # many days, and a job's runs beyond its newest this many; None keeps everything.
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    retention_runs_per_job: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(db.Model):
@@ -197,6 +202,9 @@ class Run(db.Model):
     progress: Mapped[dict | None] = mapped_column(JSON)
     # A one-off query's parameters (prompt, sources, date_range, limit); None for job runs.
     params: Mapped[dict | None] = mapped_column(JSON)
+    # The bytes of a completed run's records, measured once after it completed (its records
+    # never change then), so a project's size is a sum over runs, not over every record.
+    stored_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     job: Mapped[Job | None] = relationship(back_populates="runs")
 

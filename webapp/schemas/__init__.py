@@ -13,4 +13,5 @@ from .limits import *
 from .requests import *
 from .responses import *
 from .results import *
+from .retention import *
 from .validation import *

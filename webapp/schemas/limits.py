@@ -20,3 +20,7 @@ AFTER_FAILURES_MAX = 100
 # A project's bucket: the buckets table's columns.
 BUCKET_REGION_MAX, BUCKET_PREFIX_MAX, BUCKET_ACCESS_KEY_MAX = 64, 500, 255
 BUCKET_SECRET_MAX = 1000
+# A project's retention policy: runs older than this many days, and a job's runs beyond its
+# newest this many, are pruned (ten years, and more runs than a page of history shows).
+RETENTION_DAYS_MAX = 3650
+RETENTION_RUNS_MAX = 100_000

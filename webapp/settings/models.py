@@ -60,7 +60,10 @@ class WebhookDelivery(db.Model):
     )
     # Kept when the job or run is deleted, so the webhook's history stays whole.
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    # Indexed for the ON DELETE SET NULL of every pruned run, which looks its attempts up.
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
     event: Mapped[str] = mapped_column(String(40))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     status_code: Mapped[int | None] = mapped_column(Integer)
