@@ -26,6 +26,8 @@ RUN_TASK = "webapp.runs.executor.run_job"
 QUERY_TASK = "webapp.runs.executor.run_query"
 NOTIFY_TASK = "webapp.notifications.outbox.notify_run"
 SEND_DUE_TASK = "webapp.notifications.outbox.send_due"
+PRUNE_TASK = "webapp.storage.retention.prune_task"
+NOTIFICATION_TASKS = {"notify": NOTIFY_TASK, "send_due": SEND_DUE_TASK, "prune": PRUNE_TASK}
 NOTIFICATION_TIMEOUT = 600
 HEARTBEATS_KEY = "bytestack:heartbeats:{kind}"  # a sorted set: process name -> unix time
 # RQ statuses in which a queue message will still start (or is starting) its run.
@@ -181,14 +183,15 @@ def enqueue_runs(connection: Redis, runs: Iterable[QueuedRun], timeout: int) -> 
             pipe.execute()
 
 
-def enqueue_notifications(connection: Redis, items: Iterable[tuple[str, str]]) -> None:
-    """Queue ("notify", run public id) or ("send_due", a waker's key) on the notifications
-    queue, which has workers of its own, so a slow receiver never delays a run."""
+def enqueue_notifications(connection: Redis, items: Iterable[tuple[str, str | int]]) -> None:
+    """Queue ("notify", run public id), ("send_due", a waker's key) or ("prune", project id)
+    on the notifications queue, which has workers of its own, so a slow receiver (or a long
+    prune) never delays a run."""
     queue = Queue(NOTIFICATIONS_QUEUE, connection=connection)
     datas = [
         Queue.prepare_data(
-            NOTIFY_TASK if what == "notify" else SEND_DUE_TASK,
-            args=(key,) if what == "notify" else (),
+            NOTIFICATION_TASKS[what],
+            args=() if what == "send_due" else (key,),
             job_id=f"{what.replace('_', '-')}-{key}",
             timeout=NOTIFICATION_TIMEOUT,
             result_ttl=600,

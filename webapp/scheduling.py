@@ -42,6 +42,7 @@ from .queueing import (
     all_entries,
     beat,
     due_entries,
+    enqueue_notifications,
     enqueue_runs,
     entry_count,
     epoch,
@@ -51,9 +52,13 @@ from .queueing import (
 )
 from .runs.lifecycle import reap
 from .schedules import Schedule
+from .storage.retention import projects_with_a_policy
 from .timeutil import isoformat, now
 
 log = logging.getLogger("bytestack.scheduler")
+# Every project with a retention policy is pruned this often (besides after each of its runs),
+# so runs age out of a project whose jobs stopped running; the first pass prunes at start.
+PRUNE_EVERY_SECONDS = 3600
 FIRE_BATCH = 500
 QUERY_CHUNK = 500
 # An entry whose firing raised (a bug, a broken row) waits this long before its next try,
@@ -395,6 +400,7 @@ class JobScheduler(Scheduler):
         self._last_full = 0.0
         self._changed_since: datetime | None = None
         self._wanted_entries = 0  # how many entries the last full pass left in Redis
+        self._last_prune: float | None = None
         self._retry_after: dict[str, float] = {}
         self.fired = 0
 
@@ -486,7 +492,8 @@ class JobScheduler(Scheduler):
         return recorded
 
     def maintain(self) -> None:
-        """Reconcile and reap every RECONCILE_SECONDS; each step fails alone."""
+        """Reconcile, reap and sweep every RECONCILE_SECONDS, and queue the hourly prunes;
+        each step fails alone."""
         config = self.app.config
         if time.monotonic() - self._last_pass < config["RECONCILE_SECONDS"]:
             return
@@ -504,12 +511,28 @@ class JobScheduler(Scheduler):
                 log.exception("reaper pass failed; retrying on the next pass")
                 db.session.rollback()
             try:
+                self._queue_prunes()
+            except Exception:
+                log.exception("queueing the hourly prunes failed; retrying on the next pass")
+                db.session.rollback()
+            try:
                 sweep(self.connection)
             except Exception:
                 log.exception("notifications sweep failed; retrying on the next pass")
                 db.session.rollback()
             finally:
                 db.session.remove()
+
+    def _queue_prunes(self) -> None:
+        """Queue a prune of each project with a policy, every PRUNE_EVERY_SECONDS. Queued, not
+        run here: a first prune of a large history takes a while, and the loop must not wait."""
+        monotonic = time.monotonic()
+        if self._last_prune is not None and monotonic - self._last_prune < PRUNE_EVERY_SECONDS:
+            return
+        projects = projects_with_a_policy()
+        db.session.rollback()
+        enqueue_notifications(self.connection, [("prune", project_id) for project_id in projects])
+        self._last_prune = monotonic
 
     def _reconcile(self, config) -> None:
         full_due = time.monotonic() - self._last_full >= config["RECONCILE_FULL_SECONDS"]

@@ -171,16 +171,18 @@ def complete_run(run_id: int, records: list[dict], partial_errors: list[str]) ->
         rollups.add_run(run.project_id, run.started_at or finished, records, flags)
         rest_job(run.job_id, failed=False, error=error, synced_at=finished)
     db.session.commit()
-    announce(run.public_id)
+    announce(run.public_id, run.project_id)
     log.info("run completed run=%s records=%d new=%d", run.public_id, len(records), sum(flags))
     return True
 
 
-def announce(run_public_id: str) -> None:
-    """Hand a finished run to the notifications queue (webhooks, alerts, pushes). Best effort:
-    with Redis away, the scheduler's sweep plans the run's deliveries within seconds."""
+def announce(run_public_id: str, project_id: int) -> None:
+    """Hand a finished run to the notifications queue (webhooks, alerts, pushes), with a prune
+    of its project (retention), which never touches the run's outcome. Best effort: with
+    Redis away, the scheduler's sweep plans the run's deliveries within seconds, and its
+    hourly pass prunes."""
     try:
-        enqueue_notifications(get_redis(), [("notify", run_public_id)])
+        enqueue_notifications(get_redis(), [("notify", run_public_id), ("prune", project_id)])
     except Exception as exc:
         log.warning("run %s: notifications left to the sweep (%s)", run_public_id, exc)
 
@@ -217,9 +219,11 @@ def fail_run(run_id: int, reason: str, from_statuses: tuple[str, ...] = IN_PROGR
     job_pk = _job_of(run_id)
     if job_pk is not None:
         rest_job(job_pk, failed=True, error=reason)
-    public_id = db.session.scalar(select(Run.public_id).where(Run.id == run_id))
+    public_id, project_id = db.session.execute(
+        select(Run.public_id, Run.project_id).where(Run.id == run_id)
+    ).one()
     db.session.commit()
-    announce(public_id)
+    announce(public_id, project_id)
     log.warning("run failed run_id=%s: %s", run_id, reason)
     return True
 
