@@ -311,6 +311,14 @@ DASHBOARD: tuple[Page, ...] = (
     Page("POST", "/settings/sources/{credential}/clear", "owner", ok=(303,), writes=True),
     Page("GET", "/settings/storage", "owner"),
     Page(
+        "POST",
+        "/settings/storage/retention",
+        "owner",
+        {"days": "30", "runs_per_job": ""},
+        ok=(303,),
+        writes=True,
+    ),
+    Page(
         "POST", "/settings/storage/bucket", "owner", BUCKET_FORM, ok=(303,), writes=True, prep="s3"
     ),
     Page("POST", "/settings/storage/bucket/disconnect", "owner", ok=(303,), writes=True),
@@ -318,6 +326,8 @@ DASHBOARD: tuple[Page, ...] = (
 
 API: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/openapi.json", PUBLIC),
+    Endpoint("GET", "/v1/project", "read"),
+    Endpoint("PATCH", "/v1/project", "admin", {"retention": {"days": 30}}, writes=True),
     Endpoint("GET", "/v1/jobs", "read"),
     Endpoint("POST", "/v1/jobs", "write", JOB_BODY, 201, writes=True),
     Endpoint("GET", "/v1/jobs/{job}", "read"),
@@ -330,6 +340,7 @@ API: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/jobs/{job}/feed", "read"),
     Endpoint("GET", "/v1/runs/{run}", "read"),
     Endpoint("GET", "/v1/runs/{run}/records", "read"),
+    Endpoint("GET", "/v1/records", "read"),
     Endpoint("GET", "/v1/api-keys", "admin"),
     Endpoint("POST", "/v1/api-keys", "admin", {"name": "CI", "scope": "read"}, 201, writes=True),
     Endpoint("DELETE", "/v1/api-keys/{api_key}", "admin", ok=204, writes=True),
@@ -537,7 +548,12 @@ def snapshot(db, project: Project) -> dict:
 
     members = select(Membership.user_id).where(Membership.project_id == pid)
     return {
-        "project": rows(Project.name, where=Project.id == pid),
+        "project": rows(
+            Project.name,
+            Project.retention_days,
+            Project.retention_runs_per_job,
+            where=Project.id == pid,
+        ),
         "project_secret": rows(Project.webhook_secret_encrypted, where=Project.id == pid),
         "jobs": rows(
             Job.public_id,
@@ -938,6 +954,11 @@ def test_other_projects_ids_in_api_query_strings_are_404(app, db, ours, api_key)
     headers = api_key("admin", target=other)
     response = app.test_client().get(f"/v1/storage?job_id={ours.ids['job']}", headers=headers)
     assert_api_error(response, 404, "storage by our job")
+    for name, value in (("job_id", ours.ids["job"]), ("run_id", ours.ids["run"]),
+                        ("run_id", ours.ids["query"])):
+        response = app.test_client().get(f"/v1/records?q={OURS}&{name}={value}", headers=headers)
+        assert_api_error(response, 404, f"records by our {name}")
+        assert OURS not in text(response)
 
 
 def test_an_outsiders_key_cannot_revoke_our_key_or_touch_our_webhook(app, db, ours, api_key):
@@ -990,4 +1011,4 @@ def test_a_csrf_token_from_the_page_lets_the_same_post_through(db, ours, strict)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
     response = strict.post("/settings/general", data={"name": "Renamed", "csrf_token": token})
     assert response.status_code == 303
-    assert snapshot(db, ours.project)["project"] == [("Renamed",)]
+    assert snapshot(db, ours.project)["project"] == [("Renamed", "None", "None")]

@@ -1,6 +1,6 @@
 """Retention (API.md "Project, retention"): a project's policy deletes old runs with their
 records and result files, in small batches, never a run queued or running, never a run half
-written; hourly and after each run; and disk space given back."""
+written; hourly and after each run; the API, Settings → Storage, and disk space given back."""
 
 from __future__ import annotations
 
@@ -489,6 +489,155 @@ def test_a_prune_measures_the_runs_it_keeps_and_the_size_goes_down(db, project, 
     assert after.storage_bytes == expected_bytes(rows(3, young.public_id)) < before.storage_bytes
     assert db.session.get(Run, young.id).stored_bytes == after.storage_bytes
     assert records_of(db, [old]) == 0
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+def test_get_project_shows_the_policy_records_and_size(client, db, project, job, api_key):
+    completed(db, project, job, RECENT, records=3)
+    completed(db, project, None, RECENT, records=2, query=True)
+    expected = retention.usage(db.session.get(Project, project.id))
+    response = client.get("/v1/project", headers=api_key("read"))
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "id": project.public_id,
+        "name": project.name,
+        "retention": {"days": None, "runs_per_job": None},
+        "record_count": 5,
+        "storage_bytes": expected.storage_bytes,
+    }
+    assert expected.storage_bytes > 0
+
+
+def test_patch_project_changes_the_fields_sent_and_null_keeps_everything(
+    client, db, project, api_key
+):
+    admin = api_key("admin")
+    answer = client.patch("/v1/project", json={"retention": {"days": 30}}, headers=admin)
+    assert answer.status_code == 200
+    assert answer.get_json()["retention"] == {"days": 30, "runs_per_job": None}
+    answer = client.patch("/v1/project", json={"retention": {"runs_per_job": 50}}, headers=admin)
+    assert answer.get_json()["retention"] == {"days": 30, "runs_per_job": 50}
+    answer = client.patch("/v1/project", json={"retention": {"days": None}}, headers=admin)
+    assert answer.get_json()["retention"] == {"days": None, "runs_per_job": 50}
+    assert client.get("/v1/project", headers=api_key("read")).get_json()["retention"] == {
+        "days": None, "runs_per_job": 50,
+    }
+    db.session.expire_all()
+    stored = db.session.get(Project, project.id)
+    assert (stored.retention_days, stored.retention_runs_per_job) == (None, 50)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "retention"),
+        ({"retention": 30}, "retention"),
+        ({"retention": None}, "retention"),
+        ({"retention": {"days": 0}}, "retention.days"),
+        ({"retention": {"days": 3651}}, "retention.days"),
+        ({"retention": {"days": "a month"}}, "retention.days"),
+        ({"retention": {"days": 1.5}}, "retention.days"),
+        ({"retention": {"days": True}}, "retention.days"),
+        ({"retention": {"runs_per_job": 0}}, "retention.runs_per_job"),
+        ({"retention": {"runs_per_job": 100_001}}, "retention.runs_per_job"),
+        ({"retention": {"weeks": 2}}, "retention.weeks"),
+        ({"retention": {"days": "3\x00"}}, "retention"),  # NUL: refused before any rule
+        ({"name": "Renamed", "retention": {}}, "name"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field_and_changes_nothing(
+    client, db, project, api_key, body, field
+):
+    policy(project, days=7)
+    answer = client.patch("/v1/project", json=body, headers=api_key("admin"))
+    assert answer.status_code == 422
+    error = answer.get_json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_field", field)
+    assert error["message"]
+    db.session.expire_all()
+    assert db.session.get(Project, project.id).retention_days == 7
+
+
+def test_reading_needs_a_read_key_and_changing_an_admin_key(client, db, project, api_key):
+    assert client.get("/v1/project").status_code == 401
+    assert client.get("/v1/project", headers=api_key("read")).status_code == 200
+    for scope in ("read", "write"):
+        refused = client.patch("/v1/project", json={"retention": {"days": 1}},
+                               headers=api_key(scope))
+        assert refused.status_code == 403
+    db.session.expire_all()
+    assert db.session.get(Project, project.id).retention_days is None
+
+
+def test_the_openapi_document_describes_the_project_and_what_storage_bytes_counts(client):
+    document = client.get("/v1/openapi.json").get_json()
+    assert set(document["paths"]["/v1/project"]) == {"get", "patch"}
+    project = document["components"]["schemas"]["Project"]
+    assert set(project["required"]) == {"id", "name", "retention", "record_count",
+                                       "storage_bytes"}
+    assert "text and JSON" in project["properties"]["storage_bytes"]["description"]
+    days = document["components"]["schemas"]["RetentionUpdate"]["properties"]["days"]
+    assert days["maximum"] == 3650 and days["minimum"] == 1 and days["nullable"] is True
+
+
+# --- Settings → Storage ----------------------------------------------------------------------
+
+
+def test_settings_storage_shows_the_records_size_and_policy_and_changes_it(
+    client, db, project, job
+):
+    completed(db, project, job, RECENT, records=3)
+    page = client.get("/settings/storage").get_data(as_text=True)
+    assert '<dd id="record-count">3</dd>' in page
+    assert "Every run is kept" in page
+    size = retention.usage(db.session.get(Project, project.id)).storage_bytes
+    assert f"{size} Bytes" in page
+
+    saved = client.post("/settings/storage/retention", data={"days": "30", "runs_per_job": ""})
+    assert saved.status_code == 303
+    db.session.expire_all()
+    stored = db.session.get(Project, project.id)
+    assert (stored.retention_days, stored.retention_runs_per_job) == (30, None)
+    page = client.get("/settings/storage").get_data(as_text=True)
+    assert "The retention policy is saved." in page
+    assert "Runs older than 30 days are deleted" in page
+    assert 'name="days" type="number" inputmode="numeric" min="1" max="3650" value="30"' in page
+
+    client.post("/settings/storage/retention", data={"days": "", "runs_per_job": "1"})
+    page = client.get("/settings/storage").get_data(as_text=True)
+    assert "each job keeps its newest 1 run<" in page.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"days": "0", "runs_per_job": ""}, "days"),
+        ({"days": "ten", "runs_per_job": ""}, "days"),
+        ({"days": "99999999999999999999", "runs_per_job": ""}, "days"),
+        ({"days": "", "runs_per_job": "-3"}, "runs_per_job"),
+        ({"days": "", "runs_per_job": "2\x00"}, "runs_per_job"),
+    ],
+)
+def test_a_bad_policy_re_renders_the_form_with_the_message_beside_the_field(
+    client, db, project, form, field
+):
+    answer = client.post("/settings/storage/retention", data=form)
+    assert answer.status_code == 422
+    page = answer.get_data(as_text=True)
+    assert f'<p class="error" id="{field}-error">' in page
+    assert f'aria-describedby="{field}-error"' in page
+    db.session.expire_all()
+    assert db.session.get(Project, project.id).retention_days is None
+
+
+def test_only_an_owner_may_change_the_policy(persona, db, project):
+    for role in ("viewer", "editor"):
+        answer = persona(role).post("/settings/storage/retention", data={"days": "1"})
+        assert answer.status_code == 403
+    db.session.expire_all()
+    assert db.session.get(Project, project.id).retention_days is None
 
 
 # --- when it runs ----------------------------------------------------------------------------

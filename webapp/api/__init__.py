@@ -21,4 +21,4 @@ def _api_client() -> str:
 
 limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=_api_client)(bp)
 
-from . import channels, errors, jobs, keys, openapi, queries, schedules, sources, storage, webhooks  # noqa: F401  (routes register on import)
+from . import channels, errors, jobs, keys, openapi, project, queries, schedules, sources, storage, webhooks  # noqa: F401  (routes register on import)

@@ -36,6 +36,7 @@ TAGS = (
     "webhooks",
     "channels",
     "api-keys",
+    "project",
     "meta",
 )
 PATH_PARAMETERS = {

@@ -18,6 +18,8 @@ from ..schemas import (
     LIMIT_MAX,
     LIMIT_MIN,
     PROMPT_MAX,
+    RETENTION_DAYS_MAX,
+    RETENTION_RUNS_MAX,
 )
 
 PRESETS = [
@@ -47,6 +49,8 @@ FORM_LIMITS = {
     "bucket_prefix": BUCKET_PREFIX_MAX,
     "bucket_access_key": BUCKET_ACCESS_KEY_MAX,
     "bucket_secret": BUCKET_SECRET_MAX,
+    "retention_days": RETENTION_DAYS_MAX,
+    "retention_runs": RETENTION_RUNS_MAX,
 }
 # Sources that need parameters (a URL, selectors) are written in the text box, not picked.
 CONFIGURED_SOURCES = frozenset(("rss", "web", "json"))

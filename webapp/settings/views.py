@@ -24,6 +24,7 @@ from ..models import KEY_SCOPES
 from ..projects import current_project
 from ..sources import SOURCE_TYPES, list_sources
 from ..storage import bucket as buckets
+from ..storage import retention
 from . import channels, credentials, keys, webhooks
 from .models import WEBHOOK_EVENTS
 
@@ -467,23 +468,50 @@ def clear_credential(name: str):
 # --- Storage ------------------------------------------------------------------------------
 
 BUCKET_FIELDS = ("endpoint", "region", "bucket", "prefix", "access_key")
+RETENTION_FIELDS = ("days", "runs_per_job")
 
 
 def _storage_page(status: int = 200, **context):
-    bucket = buckets.get_bucket(current_project())
+    project = current_project()
+    bucket = buckets.get_bucket(project)
     if "values" not in context:
         # The form starts from the connected bucket (never its secret), to change one field.
         context["values"] = {
             name: (getattr(bucket, name) or "") if bucket else "" for name in BUCKET_FIELDS
         }
-    return _page("storage", status, bucket=bucket, **context)
+    context.setdefault(
+        "policy",
+        {name: getattr(project, f"retention_{name}") or "" for name in RETENTION_FIELDS},
+    )
+    return _page(
+        "storage",
+        status,
+        bucket=bucket,
+        usage=retention.usage(project),
+        retention_errors=context.pop("retention_errors", {}),
+        **context,
+    )
 
 
 @bp.get("/storage")
 @requires("owner")
 def storage_page():
-    """The project's own bucket: where it is, the last push and the last error."""
+    """What the project stores and how long it keeps runs; its own bucket."""
     return _storage_page()
+
+
+@bp.post("/storage/retention")
+@requires("owner")
+def set_retention():
+    """Change how long the project keeps its runs."""
+    policy = {name: request.form.get(name, "") for name in RETENTION_FIELDS}
+    try:
+        retention.set_retention(current_project(), policy)
+    except ValidationError as exc:
+        return _storage_page(422, policy=policy, retention_errors=exc.errors)
+    flash("The retention policy is saved. Runs it no longer keeps are deleted in the "
+          "background, then hourly and after each run.")
+    return redirect(url_for("settings.storage_page"), 303)
 
 
 @bp.post("/storage/bucket")
