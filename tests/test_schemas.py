@@ -207,12 +207,19 @@ def test_the_json_schema_carries_the_limits_the_rules_check():
 
 
 def test_the_forms_limits_are_the_schemas(client, monkeypatch):
-    """maxlength, min and max of New Job and Query are the schemas' limits, not literals."""
+    """maxlength, min and max of the forms are the schemas' limits, not literals."""
     assert FORM_LIMITS == {
         "name": schemas.JOB_NAME_MAX,
         "prompt": schemas.PROMPT_MAX,
         "limit_min": schemas.LIMIT_MIN,
         "limit_max": schemas.LIMIT_MAX,
+        "after_failures_max": schemas.AFTER_FAILURES_MAX,
+        "bucket_region": schemas.BUCKET_REGION_MAX,
+        "bucket_prefix": schemas.BUCKET_PREFIX_MAX,
+        "bucket_access_key": schemas.BUCKET_ACCESS_KEY_MAX,
+        "bucket_secret": schemas.BUCKET_SECRET_MAX,
+        "retention_days": schemas.RETENTION_DAYS_MAX,
+        "retention_runs": schemas.RETENTION_RUNS_MAX,
     }
     # Other numbers, so that a literal in a template cannot pass for the limit.
     for name, value in (("name", 77), ("prompt", 777), ("limit_min", 7), ("limit_max", 7777)):
