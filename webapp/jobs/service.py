@@ -196,8 +196,19 @@ def run_now(job: Job, trigger: str = "manual") -> Run:
 
 def delete_job(job: Job) -> None:
     previous_slot = _current_slot(job)
-    # Its records leave the project's Analytics with it, in the same transaction.
-    rollups.subtract_runs(list(db.session.scalars(select(Run.id).where(Run.job_id == job.id))))
+    # Its records leave the project's Analytics with it, in the same transaction. The runs
+    # are locked first (a write), so a prune at the same moment either finished with some of
+    # them already or leaves them alone: no run is taken out of the rollups twice.
+    run_ids = list(
+        db.session.scalars(
+            update(Run)
+            .where(Run.job_id == job.id)
+            .values(status=Run.status)
+            .returning(Run.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    rollups.subtract_runs(run_ids)
     # Bulk deletes keep a job with a million records from loading them into memory.
     db.session.query(Record).filter(Record.job_id == job.id).delete(synchronize_session=False)
     db.session.query(Run).filter(Run.job_id == job.id).delete(synchronize_session=False)
