@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from redis import Redis
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import String, any_, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..extensions import db
 from ..ids import new_public_id
@@ -190,14 +191,20 @@ def announce(run_public_id: str, project_id: int) -> None:
 def _seen_fingerprints(job_pk: int | None, run_id: int, fingerprints: list[str]) -> set[str]:
     if job_pk is None:
         return set()
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
     seen: set[str] = set()
     for start in range(0, len(fingerprints), SEEN_CHUNK):
+        chunk = fingerprints[start : start + SEEN_CHUNK]
+        # PostgreSQL takes the chunk as one array parameter (= ANY), not 5,000 of them.
+        matches = (
+            Record.fingerprint == any_(bindparam("fingerprints", chunk, type_=ARRAY(String)))
+            if postgresql
+            else Record.fingerprint.in_(chunk)
+        )
         seen.update(
             db.session.scalars(
                 select(Record.fingerprint).where(
-                    Record.job_id == job_pk,
-                    Record.run_id != run_id,
-                    Record.fingerprint.in_(fingerprints[start : start + SEEN_CHUNK]),
+                    Record.job_id == job_pk, Record.run_id != run_id, matches
                 )
             )
         )
