@@ -28,6 +28,14 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+def is_compared(name, type_, parent_names):
+    """The full-text index's tables, column and index are built by hand: autogenerate must
+    neither drop them nor add them to a revision."""
+    from webapp.storage.search_schema import is_compared
+
+    return is_compared(name, type_, parent_names)
+
+
 def get_engine_url():
     try:
         return get_engine().url.render_as_string(hide_password=False).replace(
@@ -105,6 +113,7 @@ def run_migrations_online():
             connection=connection,
             target_metadata=get_metadata(),
             render_item=render_item,
+            include_name=is_compared,
             **conf_args
         )
 

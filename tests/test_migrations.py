@@ -6,6 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
+from webapp.storage.search_schema import is_compared
+
 
 def test_migrations_create_the_schema_the_models_describe(app, db):
     db.drop_all()
@@ -13,7 +15,9 @@ def test_migrations_create_the_schema_the_models_describe(app, db):
         connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     upgrade()
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": False, "include_name": is_compared}
+        )
         differences = compare_metadata(context, db.metadata)
     assert differences == []
     downgrade(revision="base")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .extensions import db
 from .ids import new_public_id
 from .schedules import Schedule
+from .storage.search_schema import install as install_search_index
 from .timeutil import UTCDateTime, now
 
 JOB_STATES = ("active", "running", "paused", "failed")
@@ -254,3 +255,7 @@ class Record(db.Model):
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
     raw: Mapped[dict] = mapped_column(JSON, default=dict)
     is_new: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# The full-text index over title, text and author (webapp.storage.search_schema).
+install_search_index(Record.__table__)
