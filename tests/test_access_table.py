@@ -340,6 +340,7 @@ API: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/jobs/{job}/feed", "read"),
     Endpoint("GET", "/v1/runs/{run}", "read"),
     Endpoint("GET", "/v1/runs/{run}/records", "read"),
+    Endpoint("GET", "/v1/records", "read"),
     Endpoint("GET", "/v1/api-keys", "admin"),
     Endpoint("POST", "/v1/api-keys", "admin", {"name": "CI", "scope": "read"}, 201, writes=True),
     Endpoint("DELETE", "/v1/api-keys/{api_key}", "admin", ok=204, writes=True),
@@ -953,6 +954,11 @@ def test_other_projects_ids_in_api_query_strings_are_404(app, db, ours, api_key)
     headers = api_key("admin", target=other)
     response = app.test_client().get(f"/v1/storage?job_id={ours.ids['job']}", headers=headers)
     assert_api_error(response, 404, "storage by our job")
+    for name, value in (("job_id", ours.ids["job"]), ("run_id", ours.ids["run"]),
+                        ("run_id", ours.ids["query"])):
+        response = app.test_client().get(f"/v1/records?q={OURS}&{name}={value}", headers=headers)
+        assert_api_error(response, 404, f"records by our {name}")
+        assert OURS not in text(response)
 
 
 def test_an_outsiders_key_cannot_revoke_our_key_or_touch_our_webhook(app, db, ours, api_key):

@@ -10,15 +10,26 @@ from sqlalchemy import select
 from .. import schemas
 from ..jobs import feed, service
 from ..models import Job, Record, Run
+from ..storage import service as storage
 from . import bp
 from .auth import authenticate, json_body, refuse_unstorable_path_values, require
 from .openapi import NO_CONTENT, Reply, documented
-from .serialize import job_out, keyset_page, record_out, respond, run_out
+from .serialize import (
+    decode_cursor,
+    encode_cursor,
+    job_out,
+    keyset_page,
+    record_out,
+    respond,
+    run_out,
+    stored_record_out,
+)
 
 JOB = {200: Reply("The job.", schemas.Job)}
 JOB_PAGE = {200: Reply("A page of jobs.", schemas.JobPage)}
 RUN_PAGE = {200: Reply("A page of runs.", schemas.RunPage)}
 RECORD_PAGE = {200: Reply("A page of records.", schemas.RecordPage)}
+STORED_RECORD_PAGE = {200: Reply("A page of records, newest first.", schemas.StoredRecordPage)}
 FEED = {
     200: Reply(
         "An Atom 1.0 feed of the job's newest new records (at most 50), newest first.",
@@ -132,6 +143,37 @@ def run_records(run_id: str, params: schemas.RecordPageParams):
     records, cursor = keyset_page(query, Record.id, params.cursor, params.limit, oldest_first=True)
     return respond(
         schemas.RecordPage(data=[record_out(record) for record in records], next_cursor=cursor)
+    )
+
+
+@bp.get("/records")
+@require("read")
+@documented(
+    "listRecords",
+    "storage",
+    STORED_RECORD_PAGE,
+    params=schemas.RecordSearchParams,
+    errors=(404,),
+)
+def list_records(params: schemas.RecordSearchParams):
+    """Every stored record of the key's project, newest first; q searches them."""
+    filters = storage.record_filters(
+        g.project,
+        job_id=params.job_id,
+        run_id=params.run_id,
+        source=params.source,
+        query=params.q,
+        since=params.since,
+        until=params.until,
+        is_new=None if params.new is None else params.new == "true",
+    )
+    cursor = decode_cursor(params.cursor)
+    items, more = storage.list_records(g.project, filters, cursor, params.limit)
+    return respond(
+        schemas.StoredRecordPage(
+            data=[stored_record_out(item) for item in items],
+            next_cursor=encode_cursor(items[-1].record.id) if more else None,
+        )
     )
 
 

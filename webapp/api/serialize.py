@@ -15,6 +15,7 @@ from .. import schemas
 from ..models import ApiKey, Job, Record, Run
 from ..paging import keyset
 from ..settings.models import Webhook
+from ..storage.service import BrowsedRecord
 from ..timeutil import now
 from .errors import ApiError
 
@@ -65,6 +66,18 @@ def run_out(run: Run, job: Job | None = None) -> schemas.Run:
 
 def record_out(record: Record) -> schemas.Record:
     return _from_row(schemas.Record, record, id=record.public_id, metrics=record.metrics or {})
+
+
+def stored_record_out(item: BrowsedRecord) -> schemas.StoredRecord:
+    record = item.record
+    return _from_row(
+        schemas.StoredRecord,
+        record,
+        id=record.public_id,
+        metrics=record.metrics or {},
+        job_id=item.job_public_id,
+        run_id=item.run_public_id,
+    )
 
 
 def key_out(api_key: ApiKey, model: type[schemas.ApiKey] = schemas.ApiKey, **more) -> Any:

@@ -4,7 +4,7 @@ the OpenAPI document shows it, in one Annotated definition."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -25,8 +25,9 @@ from ..dates import RELATIVE, clean_date_range
 from ..schedules import INTERVALS, Schedule, ScheduleError, parse_schedule, validate_timezone
 from ..settings.models import WEBHOOK_EVENTS
 from ..sources import SourceError, normalise_sources
-from ..timeutil import isoformat
-from .limits import CRON_MAX, SOURCES_MAX, URL_MAX
+from ..storage.search_syntax import SearchSyntaxError, parse_search
+from ..timeutil import isoformat, parse_timestamp
+from .limits import CRON_MAX, SEARCH_MAX, SEARCH_WORDS_MAX, SOURCES_MAX, URL_MAX
 from .validation import Messages, invalid
 
 _DIGITS = re.compile(r"\s*[0-9]{1,9}\s*")  # ASCII only: int() would take "²" and 5000 digits
@@ -93,6 +94,52 @@ def choice(values: tuple[str, ...], description: str = "", message: str = "") ->
         Field(description=description or None),
         Messages(message or f"{{field}} must be one of {', '.join(values)}."),
     ]
+
+
+def _instant(value: Any) -> datetime:
+    """A date (its first instant, UTC) or an ISO 8601 timestamp (UTC when it has no offset)."""
+    try:
+        if isinstance(value, str) and len(value.strip()) == 10:
+            return datetime.combine(date.fromisoformat(value.strip()), time(), tzinfo=UTC)
+        if isinstance(value, str):
+            return parse_timestamp(value)
+    except (ValueError, OverflowError):  # overflow: an offset past year 1 or 9999
+        pass
+    raise invalid("Use a date or an ISO 8601 time, like 2026-04-30 or 2026-04-30T08:00:00Z.")
+
+
+def instant(description: str) -> Any:
+    return Annotated[
+        Any,
+        PlainValidator(_instant, json_schema_input_type=str),
+        Field(description=description, json_schema_extra={"example": "2026-04-30T08:00:00Z"}),
+    ]
+
+
+def _search(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise invalid("q must be text.")
+    if len(value) > SEARCH_MAX:
+        raise invalid(
+            f"A search can be at most {SEARCH_MAX} characters (this one has {len(value)})."
+        )
+    try:
+        return parse_search(value, SEARCH_WORDS_MAX)
+    except SearchSyntaxError as exc:
+        raise invalid(exc.message) from None
+
+
+# Validated into a webapp.storage.search_syntax.SearchQuery (None when blank).
+SearchInput = Annotated[
+    Any,
+    PlainValidator(_search, json_schema_input_type=Annotated[str, Field(max_length=SEARCH_MAX)]),
+    Field(
+        description="Full-text search of title, text and author: every word must match, "
+        '`"a phrase"` in this order, `OR` between alternatives, `-word` leaves out records '
+        f"with it. Case and accents do not matter; at most {SEARCH_WORDS_MAX} words.",
+        json_schema_extra={"example": '"acme corp" OR acmecorp -jobs'},
+    ),
+]
 
 
 # --- URLs that will receive events -----------------------------------------------------------

@@ -13,6 +13,9 @@ PREVIEW_COUNT_MAX, PREVIEW_COUNT_DEFAULT = 50, 5
 # Pages of the API's lists; a run's records come in larger pages.
 PAGE_MAX, PAGE_DEFAULT = 200, 50
 RECORDS_PAGE_MAX, RECORDS_PAGE_DEFAULT = 1000, 100
+# A full-text search over stored records: its characters, and its words (each is one more
+# term for the index to intersect).
+SEARCH_MAX, SEARCH_WORDS_MAX = 500, 32
 # Alert channels (the channels.name column) and a job's alert rules.
 CHANNEL_NAME_MAX = 100
 ALERT_CHANNELS_MAX = 20

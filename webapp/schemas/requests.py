@@ -6,7 +6,16 @@ from __future__ import annotations
 from copy import copy
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from ..models import JOB_STATES, KEY_SCOPES
 from ..prompt import parse_prompt
@@ -16,10 +25,12 @@ from .fields import (
     Events,
     JobSchedule,
     PreviewSchedule,
+    SearchInput,
     Sources,
     Timezone,
     WebUrl,
     choice,
+    instant,
     text,
     whole_number,
 )
@@ -38,7 +49,7 @@ from .limits import (
     RECORDS_PAGE_DEFAULT,
     RECORDS_PAGE_MAX,
 )
-from .validation import Messages
+from .validation import Messages, invalid
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -52,7 +63,9 @@ __all__ = [
     "Params",
     "QueryCreate",
     "RecordPageParams",
+    "RecordSearchParams",
     "SchedulePreviewRequest",
+    "SearchParams",
     "StorageFileParams",
     "StorageListParams",
     "WebhookCreate",
@@ -244,19 +257,59 @@ class JobListParams(PageParams):
     state: choice(JOB_STATES, "Only jobs in this state.") | None = None
 
 
+RecordsLimit = whole_number(
+    1, RECORDS_PAGE_MAX, f"Items per page, 1–{RECORDS_PAGE_MAX}.", digits=True
+)
+NewRecords = (
+    choice(
+        ("true", "false"),
+        "true: only records new to the job; false: only ones seen before.",
+        "new must be true or false.",
+    )
+    | None
+)
+
+
 class RecordPageParams(Params):
     cursor: Cursor = None
-    limit: whole_number(
-        1, RECORDS_PAGE_MAX, f"Items per page, 1–{RECORDS_PAGE_MAX}.", digits=True
-    ) = RECORDS_PAGE_DEFAULT
-    new: (
-        choice(
-            ("true", "false"),
-            "true: only records new to the job; false: only ones seen before.",
-            "new must be true or false.",
-        )
-        | None
-    ) = None
+    limit: RecordsLimit = RECORDS_PAGE_DEFAULT
+    new: NewRecords = None
+
+
+class SearchParams(Params):
+    """A full-text search on its own: the Storage page's search box is checked by it too."""
+
+    q: SearchInput = None
+
+
+class RecordSearchParams(SearchParams):
+    job_id: Annotated[
+        str | None,
+        Field(description="Only this job's records (404 when the project has no such job)."),
+    ] = None
+    run_id: Annotated[
+        str | None,
+        Field(
+            description="Only the records of this run (`run_…`) or one-off query (`qry_…`); "
+            "404 when the project has none such."
+        ),
+    ] = None
+    source: Annotated[
+        str | None, Field(description="Only records from this source (`rss`, `reddit`, …).")
+    ] = None
+    since: instant("Only records published at or after this time (a date: its start, UTC).") = None
+    until: instant("Only records published before this time (a date: its start, UTC).") = None
+    new: NewRecords = None
+    cursor: Cursor = None
+    limit: RecordsLimit = RECORDS_PAGE_DEFAULT
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, until: Any, info: ValidationInfo) -> Any:
+        since = info.data.get("since")
+        if until is not None and since is not None and until <= since:
+            raise invalid("until must be later than since.")
+        return until
 
 
 class StorageListParams(PageParams):

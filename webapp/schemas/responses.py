@@ -42,6 +42,8 @@ __all__ = [
     "SourceConfig",
     "StorageFile",
     "StorageFilePage",
+    "StoredRecord",
+    "StoredRecordPage",
     "Webhook",
     "WebhookCreated",
     "WebhookList",
@@ -167,6 +169,13 @@ class Record(Out):
     published_at: Timestamp | None
     metrics: dict[str, Any]
     is_new: bool
+
+
+class StoredRecord(Record):
+    """A stored record of the project, with the job and the run that found it."""
+
+    job_id: str | None = Field(description="The job (`job_…`); null for a one-off query's.")
+    run_id: str = Field(description="The run (`run_…`) or one-off query (`qry_…`) that stored it.")
 
 
 class ExportRecord(Record):
@@ -331,6 +340,7 @@ def _collection(item: type[Out], paged: bool) -> type[Out]:
 JobPage = _collection(Job, paged=True)
 RunPage = _collection(Run, paged=True)
 RecordPage = _collection(Record, paged=True)
+StoredRecordPage = _collection(StoredRecord, paged=True)
 StorageFilePage = _collection(StorageFile, paged=True)
 WebhookList = _collection(Webhook, paged=False)
 ChannelList = _collection(Channel, paged=False)

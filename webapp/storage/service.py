@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, false, func, select
 from sqlalchemy.orm import defer
 
-from ..errors import NotFoundError
+from .. import schemas
+from ..errors import NotFoundError, ValidationError
 from ..extensions import db
 from ..models import Job, Project, Record, Run
 from ..paging import keyset
 from ..timeutil import isoformat, parse_timestamp
+from . import search
+from .search_syntax import SearchQuery
 
 FILES_PER_PAGE = 25
 RECORDS_PER_PAGE = 50
@@ -228,8 +231,8 @@ class RecordFilters:
     job: Job | None = None
     run: Run | None = None
     source: str = ""
-    new_only: bool = False
-    text: str = ""
+    is_new: bool | None = None
+    search: SearchQuery | None = None
     date_from: datetime | None = None
     date_to: datetime | None = None  # exclusive: the day after the chosen "to" day
     args: dict[str, str] = field(default_factory=dict)
@@ -258,29 +261,50 @@ def _parse_day(text: str, field_name: str, errors: dict[str, str], end: bool = F
         return None
 
 
+NO_JOB = "No job with this id in this project."
+NO_RUN = "No run or query with this id in this project."
+
+
+def _project_job(project: Project, public_id: str) -> Job | None:
+    if not looks_like_public_id(public_id, "job"):
+        return None
+    return db.session.scalar(
+        select(Job).where(Job.public_id == public_id, Job.project_id == project.id)
+    )
+
+
+def _project_run(project: Project, public_id: str) -> Run | None:
+    """A run or a one-off query of the project."""
+    if not (looks_like_public_id(public_id, "run") or looks_like_public_id(public_id, "qry")):
+        return None
+    return db.session.scalar(
+        select(Run).where(Run.public_id == public_id, Run.project_id == project.id)
+    )
+
+
 def parse_record_filters(project: Project, args: Mapping[str, str]) -> RecordFilters:
-    """Read the browser's filters; unknown ids and bad dates become messages, never a 500."""
+    """Read the browser's filters; unknown ids, bad dates and searches that cannot run become
+    messages by their field, never a 500."""
     filters = RecordFilters()
     names = ("job", "run", "source", "q", "from", "to")
     # NUL never belongs in a filter, and PostgreSQL would refuse the whole query over it.
     values = {name: (args.get(name) or "").replace("\x00", "").strip() for name in names}
     if values["job"]:
-        if looks_like_public_id(values["job"], "job"):
-            filters.job = db.session.scalar(
-                select(Job).where(Job.public_id == values["job"], Job.project_id == project.id)
-            )
+        filters.job = _project_job(project, values["job"])
         if filters.job is None:
-            filters.errors["job"] = "No job with this id in this project."
+            filters.errors["job"] = NO_JOB
     if values["run"]:
-        if looks_like_public_id(values["run"], "run") or looks_like_public_id(values["run"], "qry"):
-            filters.run = db.session.scalar(
-                select(Run).where(Run.public_id == values["run"], Run.project_id == project.id)
-            )
+        filters.run = _project_run(project, values["run"])
         if filters.run is None:
-            filters.errors["run"] = "No run or query with this id in this project."
+            filters.errors["run"] = NO_RUN
     filters.source = values["source"][:40]
-    filters.text = values["q"][:200]
-    filters.new_only = (args.get("new") or "") in ("1", "on", "true")
+    if values["q"]:
+        # The API's rule for q, so the box and GET /v1/records accept the same searches.
+        try:
+            filters.search = schemas.validate(schemas.SearchParams, {"q": values["q"]}).q
+        except ValidationError as exc:
+            filters.errors["q"] = exc.errors["q"]
+    filters.is_new = True if (args.get("new") or "") in ("1", "on", "true") else None
     if values["from"]:
         filters.date_from = _parse_day(values["from"], "from", filters.errors)
     if values["to"]:
@@ -294,8 +318,8 @@ def parse_record_filters(project: Project, args: Mapping[str, str]) -> RecordFil
             ("job", values["job"]),
             ("run", values["run"]),
             ("source", filters.source),
-            ("new", "1" if filters.new_only else ""),
-            ("q", filters.text),
+            ("new", "1" if filters.is_new else ""),
+            ("q", values["q"]),
             ("from", values["from"]),
             ("to", values["to"]),
         )
@@ -304,7 +328,39 @@ def parse_record_filters(project: Project, args: Mapping[str, str]) -> RecordFil
     return filters
 
 
-def _filtered(stmt: Select, project: Project, filters: RecordFilters) -> Select:
+def record_filters(
+    project: Project,
+    job_id: str | None = None,
+    run_id: str | None = None,
+    source: str | None = None,
+    query: SearchQuery | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    is_new: bool | None = None,
+) -> RecordFilters:
+    """Filters named by public ids (the API's); NotFoundError for a job or a run (or query)
+    that the project does not have."""
+    filters = RecordFilters(
+        source=(source or "").replace("\x00", ""),
+        search=query,
+        date_from=since,
+        date_to=until,
+        is_new=is_new,
+    )
+    if job_id is not None:
+        filters.job = _project_job(project, job_id)
+        if filters.job is None:
+            raise NotFoundError(NO_JOB)
+    if run_id is not None:
+        filters.run = _project_run(project, run_id)
+        if filters.run is None:
+            raise NotFoundError(NO_RUN)
+    return filters
+
+
+def _filtered(stmt: Select, project: Project, filters: RecordFilters) -> tuple[Select, Any]:
+    """`stmt` narrowed by the filters, and the id column to order it by (with a search on
+    SQLite, the index's own: see search.matching)."""
     stmt = stmt.where(Record.project_id == project.id)
     if filters.job is not None:
         stmt = stmt.where(Record.job_id == filters.job.id)
@@ -312,26 +368,31 @@ def _filtered(stmt: Select, project: Project, filters: RecordFilters) -> Select:
         stmt = stmt.where(Record.run_id == filters.run.id)
     if filters.source:
         stmt = stmt.where(Record.source == filters.source)
-    if filters.new_only:
-        stmt = stmt.where(Record.is_new.is_(True))
-    if filters.text:
-        # icontains renders ILIKE on PostgreSQL and lower() LIKE lower() on SQLite; autoescape
-        # makes % and _ in the user's text match themselves.
-        stmt = stmt.where(
-            or_(
-                Record.title.icontains(filters.text, autoescape=True),
-                Record.text.icontains(filters.text, autoescape=True),
-            )
-        )
+    if filters.is_new is not None:
+        stmt = stmt.where(Record.is_new.is_(filters.is_new))
     if filters.date_from is not None:
         stmt = stmt.where(Record.published_at >= filters.date_from)
     if filters.date_to is not None:
         stmt = stmt.where(Record.published_at < filters.date_to)
-    return stmt
+    if filters.search is None:
+        return stmt, Record.id
+    stmt, column = search.matching(stmt, filters.search)
+    if filters.run is not None:
+        # The search index leads (on SQLite), and on its own it would read every match of a
+        # common word to find a run's few: a run's records were stored together, so their ids
+        # bound where it has to look.
+        low, high = db.session.execute(
+            select(func.min(Record.id), func.max(Record.id)).where(
+                Record.project_id == filters.run.project_id, Record.run_id == filters.run.id
+            )
+        ).one()
+        stmt = stmt.where(column.between(low, high) if low is not None else false())
+    return stmt, column
 
 
-def records_query(project: Project, filters: RecordFilters) -> Select:
-    """The filtered records of the project, unordered (callers add keyset or offset)."""
+def records_query(project: Project, filters: RecordFilters) -> tuple[Select, Any]:
+    """The filtered records of the project, unordered (callers add keyset or offset), and
+    the id column to order them by."""
     return _filtered(select(Record).options(defer(Record.raw)), project, filters)
 
 
@@ -340,6 +401,8 @@ class BrowsedRecord:
     record: Record
     run_public_id: str
     job_name: str | None
+    job_public_id: str | None = None
+    highlight: search.Highlight | None = None
 
 
 def browse_records(
@@ -352,28 +415,46 @@ def browse_records(
     """One page of the browser, newest first; items are BrowsedRecord."""
     if filters.errors:
         return KeysetPage(items=[], has_older=False, has_newer=False)
-    stmt = records_query(project, filters)
-    page = _keyset_page(stmt, Record.id, before, after, limit)
+    stmt, column = records_query(project, filters)
+    page = _keyset_page(stmt, column, before, after, limit)
     if not page.items and (before is not None or after is not None):
         # The cursor's neighbours are gone (deleted since): start again from the newest.
-        page = _keyset_page(stmt, Record.id, None, None, limit)
-    records = [row[0] for row in page.items]
-    labels = _run_labels({record.run_id for record in records})
-    page.items = [BrowsedRecord(r, *labels.get(r.run_id, ("", None))) for r in records]
+        page = _keyset_page(stmt, column, None, None, limit)
+    page.items = _browsed([row[0] for row in page.items], filters.search)
     return page
 
 
-def _run_labels(run_ids: set[int]) -> dict[int, tuple[str, str | None]]:
-    """Public id and job name of each run, in one small query kept apart from the paged one,
-    so that the page's plan stays a plain index walk over records."""
+def list_records(
+    project: Project, filters: RecordFilters, cursor: int | None, limit: int
+) -> tuple[list[BrowsedRecord], bool]:
+    """Up to `limit` records newest first, older than the record id `cursor`; and whether
+    more follow. A cursor whose neighbours are gone still pages on from where it was."""
+    stmt, column = records_query(project, filters)
+    records, more = keyset(stmt, column, cursor, limit)
+    return _browsed(records, None), more
+
+
+def _browsed(records: list[Record], query: SearchQuery | None) -> list[BrowsedRecord]:
+    """Records with their runs' labels, highlighted when they were searched for."""
+    labels = _run_labels({record.run_id for record in records})
+    marks = search.highlights(query, [r.id for r in records]) if query is not None else {}
+    return [
+        BrowsedRecord(r, *labels.get(r.run_id, ("", None, None)), highlight=marks.get(r.id))
+        for r in records
+    ]
+
+
+def _run_labels(run_ids: set[int]) -> dict[int, tuple[str, str | None, str | None]]:
+    """Public id, job name and job public id of each run, in one small query kept apart from
+    the paged one, so that the page's plan stays a plain index walk over records."""
     if not run_ids:
         return {}
     rows = db.session.execute(
-        select(Run.id, Run.public_id, Job.name)
+        select(Run.id, Run.public_id, Job.name, Job.public_id)
         .outerjoin(Job, Run.job_id == Job.id)
         .where(Run.id.in_(run_ids))
     )
-    return {run_id: (public_id, name) for run_id, public_id, name in rows}
+    return {run_id: (public_id, name, job_id) for run_id, public_id, name, job_id in rows}
 
 
 def get_record(project: Project, public_id: str) -> Record:
@@ -389,8 +470,8 @@ def get_record(project: Project, public_id: str) -> Record:
 
 def stream_records(project: Project, filters: RecordFilters, fmt: str) -> Iterator[str]:
     """Every record the filters match, newest first, as JSON, CSV or NDJSON text chunks."""
-    stmt = _filtered(_export_select(), project, filters).order_by(Record.id.desc())
-    partitions = _stream_rows(stmt)
+    stmt, column = _filtered(_export_select(), project, filters)
+    partitions = _stream_rows(stmt.order_by(column.desc()))
     if fmt == "csv":
         return csv_chunks(partitions)
     if fmt == "ndjson":

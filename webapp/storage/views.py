@@ -19,6 +19,7 @@ from sqlalchemy import select
 from ..extensions import db, htmx
 from ..models import Job, Run
 from ..projects import current_project
+from ..schemas import SEARCH_MAX
 from ..sources import SOURCE_TYPES
 from ..timeutil import now
 from . import service
@@ -126,7 +127,7 @@ def file_download(key: str):
 
 @bp.get("/records")
 def records():
-    """The records browser: filters in the query string, pages by cursor, newest first."""
+    """The records browser and search: filters in the query string, paged newest first."""
     filters = service.parse_record_filters(current_project(), request.args)
     page = service.browse_records(
         current_project(),
@@ -137,12 +138,13 @@ def records():
     context = {"page": page, "filters": filters}
     status = 422 if filters.errors else 200
     if _partial_for("record-results"):
-        body = render_template("storage/_records.html", **context)
+        body = render_template("storage/_records.html", refresh_field_errors=True, **context)
         return body, status, _clean_url_header("storage.records", filters.args)
     return render_template(
         "storage/records.html",
         jobs=_project_jobs(),
         sources=sorted(SOURCE_TYPES),
+        search_max=SEARCH_MAX,
         **context,
     ), status
 
