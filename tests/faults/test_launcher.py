@@ -189,8 +189,10 @@ def test_the_launcher_restarts_a_killed_scheduler_and_stops_every_child_on_ctrl_
     others untouched, the launcher itself keeps running), and on Ctrl-C stops them all:
     within 40 s it has exited and none of its descendants remain."""
     url = feed_server.serve("/feed.xml", rss_document(ITEMS))
+    # A yearly slot never falls due by itself here: the only slot is the one made due below
+    # (with `* * * * *` a new minute could fire first and move next_run_at under the test).
     job = create_job(project, {"name": "Acme", "prompt": "acme", "sources": [url],
-                               "schedule": "* * * * *"})
+                               "schedule": "0 0 1 1 *"})
     launcher = launch(launcher_env(test_env))
     before = launcher.wait_children({"web": 1, "worker": 2, "notifier": 1, "scheduler": 1})
     launcher.until(launcher.healthz, 30, "/healthz answering")
