@@ -78,7 +78,7 @@ def run(app, db, args: argparse.Namespace, workdir: str) -> None:
     from flask import g
     from flask_migrate import upgrade
 
-    from webapp.models import Project, Record
+    from webapp.models import Project
     from webapp.storage import service, views
 
     upgrade()  # the schema and indexes the migrations build, not create_all()'s

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup, escape
-from sqlalchemy import Integer, Select, cast, column, func, literal, literal_column, select, table
+from sqlalchemy import Integer, Select, column, func, literal_column, select, table
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
 
 from ..extensions import db
@@ -39,7 +39,10 @@ def _engine() -> str:
 
 
 def _config():
-    return cast(literal(TS_CONFIG), REGCONFIG)
+    # Written into the SQL, not bound: a bound name becomes regconfig at run time only, so
+    # to_tsquery() would not be folded into a constant when the statement is planned, the
+    # planner could not use the column's statistics, and every row would parse the query.
+    return literal_column(f"'{TS_CONFIG}'::regconfig", REGCONFIG)
 
 
 def _tsquery(text: str):
