@@ -7,6 +7,8 @@ from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -52,3 +54,9 @@ def _client_address() -> str:
 
 # Limits live in Redis (REDIS_URL) so every web process shares them.
 limiter = Limiter(key_func=_client_address, default_limits=[])
+
+
+def upsert_insert(model):
+    """INSERT for `model` in the session's dialect, with ON CONFLICT (SQLite, PostgreSQL)."""
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(model)

@@ -27,10 +27,8 @@ from flask import Flask
 from redis import Redis
 from rq_scheduler import Scheduler
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .extensions import db
+from .extensions import db, upsert_insert
 from .ids import new_public_id
 from .models import IN_PROGRESS, Job, Run, schedulable
 from .notifications.outbox import sweep
@@ -112,10 +110,6 @@ class Firing:
     @property
     def skipped(self) -> int:
         return sum(1 for run in self.runs if run["status"] == "skipped")
-
-
-def _insert(dialect: str):
-    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(Run)
 
 
 def _skip_reason(busy: tuple[str, str]) -> str:
@@ -247,7 +241,7 @@ def _insert_runs(rows: list[dict]) -> dict[int, dict]:
     if not rows:
         return {}
     statement = (
-        _insert(db.engine.dialect.name)
+        upsert_insert(Run)
         .on_conflict_do_nothing()
         .returning(Run.job_id, Run.public_id, Run.status, Run.scheduled_for)
     )

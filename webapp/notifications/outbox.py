@@ -22,10 +22,8 @@ from typing import Any
 
 from redis import Redis
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..extensions import db
+from ..extensions import db, upsert_insert
 from ..ids import new_public_id
 from ..models import Job, Run
 from ..queueing import enqueue_notifications
@@ -77,10 +75,6 @@ def register(kind: Kind) -> None:
     KINDS[kind.name] = kind
 
 
-def _insert(dialect: str):
-    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(Delivery)
-
-
 def plan_run(run_id: int) -> int:
     """Plan a finished run's deliveries, once; returns how many were planned."""
     moment = now()
@@ -123,7 +117,7 @@ def plan_run(run_id: int) -> int:
             for item in planned
         ]
     if rows:
-        db.session.execute(_insert(db.engine.dialect.name).on_conflict_do_nothing(), rows)
+        db.session.execute(upsert_insert(Delivery).on_conflict_do_nothing(), rows)
     db.session.commit()
     return len(rows)
 

@@ -34,11 +34,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import db, upsert_insert
 from ..models import Record, Run
 from ..timeutil import UTCDateTime
 
@@ -46,65 +44,44 @@ from ..timeutil import UTCDateTime
 CHUNK = 500
 
 
-class DayRollup(db.Model):
-    """A project's day: its job runs' records, new records and distinct authors."""
+class _ProjectDay:
+    """The key every rollup starts with; rows are clustered by their key on SQLite, so a
+    range of days is read in place."""
 
-    __tablename__ = "rollup_days"
-    # Rows clustered by their key on SQLite: a range of days is read in place.
     __table_args__ = {"sqlite_with_rowid": False}
 
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class DayRollup(_ProjectDay, db.Model):
+    """A project's day: its job runs' records, new records and distinct authors."""
+
+    __tablename__ = "rollup_days"
     records: Mapped[int] = mapped_column(Integer, default=0)
     new_records: Mapped[int] = mapped_column(Integer, default=0)
     authors: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class SourceRollup(db.Model):
+class SourceRollup(_ProjectDay, db.Model):
     __tablename__ = "rollup_sources"
-    # Rows clustered by their key on SQLite: a range of days is read in place.
-    __table_args__ = {"sqlite_with_rowid": False}
-
-    project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
-    )
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
     source: Mapped[str] = mapped_column(String(40), primary_key=True)
     records: Mapped[int] = mapped_column(Integer, default=0)
     new_records: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class DomainRollup(db.Model):
+class DomainRollup(_ProjectDay, db.Model):
     __tablename__ = "rollup_domains"
-    # Rows clustered by their key on SQLite: a range of days is read in place.
-    __table_args__ = {"sqlite_with_rowid": False}
-
-    project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
-    )
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
     domain: Mapped[str] = mapped_column(String(255), primary_key=True)
     records: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class AuthorRollup(db.Model):
+class AuthorRollup(_ProjectDay, db.Model):
     __tablename__ = "rollup_authors"
-    # Rows clustered by their key on SQLite: a range of days is read in place.
-    __table_args__ = {"sqlite_with_rowid": False}
-
-    project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
-    )
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
     author: Mapped[str] = mapped_column(String(500), primary_key=True)
     records: Mapped[int] = mapped_column(Integer, default=0)
-
-
-def _insert(model):
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(model)
 
 
 def _add(model, keys: tuple[str, ...], rows: list[dict]) -> None:
@@ -113,7 +90,7 @@ def _add(model, keys: tuple[str, ...], rows: list[dict]) -> None:
     if not rows:
         return
     rows = sorted(rows, key=lambda row: tuple(row[key] for key in keys))
-    statement = _insert(model)
+    statement = upsert_insert(model)
     counts = [name for name in rows[0] if name not in keys]
     statement = statement.on_conflict_do_update(
         index_elements=list(keys),
@@ -295,7 +272,7 @@ def _upsert_authors(project_id: int, deltas: list[tuple[tuple[date, str], int]])
                 "counts": [n for _, n in deltas],
             },
         )
-    statement = _insert(AuthorRollup)
+    statement = upsert_insert(AuthorRollup)
     statement = statement.on_conflict_do_update(
         index_elements=["project_id", "day", "author"],
         set_={"records": AuthorRollup.records + statement.excluded.records},
