@@ -18,6 +18,7 @@ from webapp.jobs import service as jobs_service
 from webapp.models import Record, Run
 from webapp.runs import rollups
 from webapp.runs.lifecycle import complete_run
+from webapp.timeutil import as_date
 
 DAY1 = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 RANGE = analytics.DateRange(date(2026, 4, 30), date(2026, 5, 6))
@@ -83,7 +84,7 @@ def raw(db, project_id: int) -> dict:
         )
     )
     authors = {
-        analytics._as_date(d): n
+        as_date(d): n
         for d, n in db.session.execute(
             base.add_columns(day, func.count(func.distinct(Record.author)))
             .where(Record.author.is_not(None), Record.author != "")
@@ -91,7 +92,7 @@ def raw(db, project_id: int) -> dict:
         )
     }
     days = {
-        analytics._as_date(d): (n, new)
+        as_date(d): (n, new)
         for d, n, new in db.session.execute(
             base.add_columns(day, func.count(), func.sum(case((Record.is_new, 1), else_=0)))
             .group_by(day)
@@ -113,7 +114,7 @@ def rolled(db, project_id: int) -> dict:
         "domains": sorted(analytics.top_domains(scope, RANGE, limit=1000)),
         "authors": analytics.unique_authors_per_day(scope, RANGE),
         "days": {
-            analytics._as_date(row.day): (row.records, row.new_records)
+            as_date(row.day): (row.records, row.new_records)
             for row in db.session.scalars(
                 select(rollups.DayRollup).where(rollups.DayRollup.project_id == project_id)
             )

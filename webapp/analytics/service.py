@@ -14,7 +14,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from ..extensions import db
 from ..models import Job, Record, Run
 from ..runs.rollups import DayRollup, DomainRollup, SourceRollup
-from ..timeutil import UTCDateTime
+from ..timeutil import UTCDateTime, as_date
 
 PRESETS = (7, 30, 90)
 DEFAULT_PRESET = 30
@@ -114,15 +114,6 @@ def _utc_day_postgresql(element, compiler, **kw) -> str:
     return f"CAST({compiler.process(element.clauses, **kw)} AS DATE)"
 
 
-def _as_date(value: date | str) -> date:
-    """SQLite returns the day as text, PostgreSQL as a date."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 def run_time() -> ColumnElement:
     """When a run happened: its start, or its slot for runs that never started (skipped)."""
     return func.coalesce(Run.started_at, Run.scheduled_for, type_=UTCDateTime)
@@ -206,7 +197,7 @@ def daily_totals(scope: Scope, rng: DateRange) -> list[DayTotals]:
         .group_by(day)
     ).all()
     found = {
-        _as_date(d): DayTotals(_as_date(d), int(n), int(c), int(r), int(w), int(f), int(s))
+        as_date(d): DayTotals(as_date(d), int(n), int(c), int(r), int(w), int(f), int(s))
         for d, n, c, r, w, f, s in rows
     }
     return [found.get(d, DayTotals(d)) for d in rng.days()]
@@ -319,7 +310,7 @@ def unique_authors_per_day(scope: Scope, rng: DateRange) -> list[tuple[date, int
         rows = db.session.execute(
             select(DayRollup.day, DayRollup.authors).where(_in_rollups(DayRollup, scope, rng))
         ).all()
-        found = {_as_date(d): int(n) for d, n in rows}
+        found = {as_date(d): int(n) for d, n in rows}
         return [(d, found.get(d, 0)) for d in rng.days()]
     day = utc_day(run_time())
     rows = db.session.execute(
@@ -328,7 +319,7 @@ def unique_authors_per_day(scope: Scope, rng: DateRange) -> list[tuple[date, int
         .where(_record_filter(scope, rng), Record.author.is_not(None), Record.author != "")
         .group_by(day)
     ).all()
-    found = {_as_date(d): int(n) for d, n in rows}
+    found = {as_date(d): int(n) for d, n in rows}
     return [(d, found.get(d, 0)) for d in rng.days()]
 
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db, upsert_insert
 from ..models import Record, Run
-from ..timeutil import UTCDateTime
+from ..timeutil import UTCDateTime, as_date
 
 # Keys per IN (...) list: within SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 500
@@ -230,7 +230,7 @@ def _count_authors(project_id: int, authors: list[tuple[date, str, int]]) -> Non
     deltas = {(day, author): n for day, author, n in authors}
     moved: Counter[date] = Counter()
     for day, author, after in _upsert_authors(project_id, sorted(deltas.items())):
-        day = _as_day(day)
+        day = as_date(day)
         had, has = after - deltas[day, author] > 0, after > 0
         moved[day] += int(has) - int(had)
     for day in sorted(moved):
@@ -282,11 +282,3 @@ def _upsert_authors(project_id: int, deltas: list[tuple[tuple[date, str], int]])
         for (day, author), n in deltas
     ]
     return db.session.execute(statement, rows)
-
-
-def _as_day(value) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
