@@ -15,10 +15,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .errors import NotFoundError
 from .extensions import db
 from .ids import new_public_id
 from .schedules import Schedule
@@ -259,3 +261,19 @@ class Record(db.Model):
 
 # The full-text index over title, text and author (webapp.storage.search_schema).
 install_search_index(Record.__table__)
+
+
+def get_in_project(model, project_id: int, public_id: str, missing: str, *where) -> Any:
+    """The row of `model` with this public id in this project (and `where`), or NotFoundError
+    with `missing`: the one lookup behind every "no such … in this project"."""
+    # PostgreSQL answers text with NUL with an error, not an empty result; no id holds one.
+    row = None
+    if "\x00" not in public_id:
+        row = db.session.scalar(
+            select(model).where(
+                model.public_id == public_id, model.project_id == project_id, *where
+            )
+        )
+    if row is None:
+        raise NotFoundError(missing)
+    return row

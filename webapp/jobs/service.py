@@ -8,17 +8,17 @@ from flask import current_app
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import ConflictError, NotFoundError
+from ..errors import ConflictError
 from ..extensions import db
-from ..models import Job, Project, Record, Run
+from ..models import Job, Project, Record, Run, get_in_project
 from ..queueing import QueuedRun, enqueue_runs, get_redis
 from ..runs import rollups
-from . import feed
 from ..schedules import Schedule
 from ..scheduling import drop_job_entry, queue_timeout, sync_job_entry
 from ..schemas import JobCreate, JobUpdate, validate
 from ..settings.channels import check_alert_channels
 from ..timeutil import isoformat, now
+from . import feed
 
 log = logging.getLogger(__name__)
 
@@ -234,23 +234,8 @@ def last_runs_of(jobs: list[Job]) -> dict[int, Run]:
 
 
 def get_job(project: Project, public_id: str) -> Job:
-    job = None
-    # PostgreSQL answers text with NUL with an error, not an empty result; no id holds one.
-    if "\x00" not in public_id:
-        job = db.session.scalar(
-            select(Job).where(Job.public_id == public_id, Job.project_id == project.id)
-        )
-    if job is None:
-        raise NotFoundError("No job with this id in this project.")
-    return job
+    return get_in_project(Job, project.id, public_id, "No job with this id in this project.")
 
 
 def get_run(project: Project, public_id: str) -> Run:
-    run = None
-    if "\x00" not in public_id:
-        run = db.session.scalar(
-            select(Run).where(Run.public_id == public_id, Run.project_id == project.id)
-        )
-    if run is None:
-        raise NotFoundError("No run with this id in this project.")
-    return run
+    return get_in_project(Run, project.id, public_id, "No run with this id in this project.")

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import select
 
-from ..errors import NotFoundError
 from ..extensions import db
 from ..ids import new_public_id
-from ..models import Project, Run
+from ..models import Project, Run, get_in_project
 from ..queueing import QueuedRun, enqueue_runs, get_redis
 from ..scheduling import queue_timeout
 from ..schemas import QueryCreate, validate
@@ -44,14 +42,6 @@ def submit_query(project: Project, data: dict) -> Run:
 
 
 def get_query(project: Project, public_id: str) -> Run:
-    run = None
-    # PostgreSQL answers text with NUL with an error, not an empty result; no id holds one.
-    if "\x00" not in public_id:
-        run = db.session.scalar(
-            select(Run).where(
-                Run.public_id == public_id, Run.project_id == project.id, Run.job_id.is_(None)
-            )
-        )
-    if run is None:
-        raise NotFoundError("No query with this id in this project.")
-    return run
+    return get_in_project(
+        Run, project.id, public_id, "No query with this id in this project.", Run.job_id.is_(None)
+    )

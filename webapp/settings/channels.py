@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from .. import channel_urls
 from ..crypto import DecryptionError
-from ..errors import NotFoundError, ValidationError
+from ..errors import ValidationError
 from ..extensions import db
-from ..models import Job, Project
+from ..models import Job, Project, get_in_project
 from ..notifications import alerts
 from ..schemas import ChannelCreate, validate
 from ..sources.http import FetchError
@@ -30,14 +30,7 @@ def list_channels(project: Project) -> list[Channel]:
 
 
 def get_channel(project: Project, public_id: str) -> Channel:
-    channel = None
-    if "\x00" not in public_id:
-        channel = db.session.scalar(
-            select(Channel).where(Channel.public_id == public_id, Channel.project_id == project.id)
-        )
-    if channel is None:
-        raise NotFoundError("No such channel in this project.")
-    return channel
+    return get_in_project(Channel, project.id, public_id, "No such channel in this project.")
 
 
 def create_channel(project: Project, name, url) -> Channel:

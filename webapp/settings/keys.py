@@ -5,9 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..api.auth import create_api_key
-from ..errors import NotFoundError
 from ..extensions import db
-from ..models import ApiKey, Project
+from ..models import ApiKey, Project, get_in_project
 from ..schemas import ApiKeyCreate, validate
 from ..timeutil import now
 
@@ -22,12 +21,7 @@ def list_keys(project: Project) -> list[ApiKey]:
 
 
 def get_key(project: Project, public_id: str) -> ApiKey:
-    key = db.session.scalar(
-        select(ApiKey).where(ApiKey.public_id == public_id, ApiKey.project_id == project.id)
-    )
-    if key is None:
-        raise NotFoundError("No such API key in this project.")
-    return key
+    return get_in_project(ApiKey, project.id, public_id, "No such API key in this project.")
 
 
 def create_key(project: Project, name, scope) -> tuple[ApiKey, str]:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, ValidationError
 from ..extensions import db
-from ..models import Job, Project
+from ..models import Job, Project, get_in_project
 from ..notifications import webhooks as webhook_kind
 from ..notifications.models import Delivery
 from ..notifications.webhooks import new_secret
@@ -29,12 +29,7 @@ def list_webhooks(project: Project) -> list[Webhook]:
 
 
 def get_webhook(project: Project, public_id: str) -> Webhook:
-    webhook = db.session.scalar(
-        select(Webhook).where(Webhook.public_id == public_id, Webhook.project_id == project.id)
-    )
-    if webhook is None:
-        raise NotFoundError("No such webhook in this project.")
-    return webhook
+    return get_in_project(Webhook, project.id, public_id, "No such webhook in this project.")
 
 
 def create_webhook(project: Project, url, events) -> tuple[Webhook, str]:
@@ -126,16 +121,10 @@ def job_url_logs(project: Project, limit: int = LOG_LENGTH) -> list[tuple[Job, l
 
 
 def get_delivery(project: Project, public_id: str) -> Delivery:
-    found = db.session.scalar(
-        select(Delivery).where(
-            Delivery.public_id == public_id,
-            Delivery.project_id == project.id,
-            Delivery.kind == webhook_kind.KIND,
-        )
+    return get_in_project(
+        Delivery, project.id, public_id, "No such webhook delivery in this project.",
+        Delivery.kind == webhook_kind.KIND,
     )
-    if found is None:
-        raise NotFoundError("No such webhook delivery in this project.")
-    return found
 
 
 def resend_delivery(project: Project, public_id: str) -> Delivery:
