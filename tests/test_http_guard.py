@@ -701,6 +701,68 @@ def test_the_deadline_covers_every_redirect_hop(connections, feed_server):
     assert time.perf_counter() - started < 2.5
 
 
+@pytest.fixture
+def hanging_lookups(monkeypatch):
+    """A resolver that answers loopback for 'feeds.test' at once and never answers for any
+    other name (as a DNS server that drops queries), until the test ends."""
+    release = threading.Event()
+    asked: list[str] = []
+
+    def hanging_resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        if host == "feeds.test":
+            return ["127.0.0.1"]
+        release.wait(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(http, "resolve", hanging_resolve)
+    yield asked
+    release.set()
+
+
+def test_a_name_lookup_that_never_answers_is_given_up_on_at_the_deadline(
+    connections, hanging_lookups
+):
+    started = time.perf_counter()
+    with pytest.raises(FetchError) as caught:
+        fetch("https://silent-dns.test/feed.xml", FetchPolicy(timeout=0.5))
+    assert time.perf_counter() - started < 1.5
+    assert str(caught.value) == (
+        "Could not resolve silent-dns.test within the 0.5 s allowed for the fetch."
+    )
+    assert hanging_lookups == ["silent-dns.test"]
+    assert connections.refused == [] and connections.loopback == []
+
+
+def test_a_redirect_hop_lookup_gets_only_what_is_left_of_the_deadline(
+    connections, feed_server, hanging_lookups
+):
+    # The first hop takes 0.6 s of the 1.2 s; the next name never resolves: the fetch ends at
+    # the 1.2 s deadline, not 1.2 s after the redirect.
+    port = feed_server.url("/").split(":")[2].split("/")[0]
+    feed_server.serve("/moved", b"", redirect="http://silent-dns.test/feed.xml", delay=0.6)
+    policy = FetchPolicy(timeout=1.2, allowed_networks=("127.0.0.0/8",))
+    started = time.perf_counter()
+    with pytest.raises(FetchError, match="Could not resolve silent-dns.test within the 1.2 s"):
+        fetch(f"http://feeds.test:{port}/moved", policy)
+    assert 0.9 < time.perf_counter() - started < 1.9
+    assert hanging_lookups == ["feeds.test", "silent-dns.test"]
+
+
+def test_an_ip_literal_is_never_looked_up_in_a_thread(connections, feed_server, monkeypatch):
+    # A literal is parsed at once, whatever the time left; only names pay for a lookup thread.
+    started = threading.Thread.start
+    threads: list[str] = []
+
+    def record(thread):
+        threads.append(thread.name)
+        return started(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", record)
+    assert http.check_url(feed_server.url("/feed.xml"), FetchPolicy(allow_private=True), 0.001)
+    assert not [name for name in threads if name.startswith("resolve ")]
+
+
 def test_a_retry_after_longer_than_the_time_left_is_not_waited_for(connections, feed_server):
     url = feed_server.serve("/busy", b"busy", status=503, headers={"Retry-After": "3"})
     started = time.perf_counter()

@@ -122,8 +122,52 @@ def _is_allowed(address: str, policy: FetchPolicy) -> bool:
     )
 
 
-def check_url(url: str, policy: FetchPolicy) -> str:
-    """Refuse a URL the policy does not allow; return the checked address to connect to."""
+# At most this many name lookups in flight per process: a lookup that outlives its fetch's
+# deadline is left to finish on its own, and a resolver that never answers must not pile up
+# threads without end.
+_LOOKUPS = threading.BoundedSemaphore(16)
+
+
+def _resolve_within(host: str, port: int, seconds: float) -> list[str]:
+    """resolve(), given up on after `seconds` (TimeoutError): getaddrinfo takes no timeout and
+    the system resolver's own (attempts × timeout of resolv.conf) can be far longer than a
+    fetch's, so the lookup runs in a daemon thread, waited for only as long as allowed.
+    An IP literal is parsed, never looked up: no thread for it."""
+    try:
+        _ip(host)
+    except ValueError:
+        pass
+    else:
+        return resolve(host, port)
+    started = time.monotonic()
+    if seconds <= 0 or not _LOOKUPS.acquire(timeout=seconds):
+        raise TimeoutError(host)
+    answer: list[list[str]] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer.append(resolve(host, port))
+        except BaseException as exc:  # raised again in the thread that waits
+            failure.append(exc)
+        finally:
+            _LOOKUPS.release()
+            done.set()
+
+    threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(max(0.0, seconds - (time.monotonic() - started))):
+        raise TimeoutError(host)
+    if failure:
+        raise failure[0]
+    return answer[0]
+
+
+def check_url(url: str, policy: FetchPolicy, seconds: float | None = None) -> str:
+    """Refuse a URL the policy does not allow; return the checked address to connect to.
+
+    The name lookup is given `seconds` (what is left of a fetch's deadline), or the policy's
+    whole timeout."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise RefusedURL(f"Only http and https URLs can be fetched, not {parts.scheme or 'none'}.")
@@ -132,7 +176,11 @@ def check_url(url: str, policy: FetchPolicy) -> str:
         raise RefusedURL(f"The URL {url!r} has no host.")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = resolve(host, port)
+        addresses = _resolve_within(host, port, policy.timeout if seconds is None else seconds)
+    except TimeoutError:
+        raise FetchError(
+            f"Could not resolve {host} within the {policy.timeout:g} s allowed for the fetch."
+        ) from None
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError(f"Could not resolve {host}: {exc}.") from None
     if not addresses:
@@ -351,7 +399,9 @@ def _fetch_once(
         timeout=timeout, transport=_BoundedTransport(deadline), follow_redirects=False
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            target, host_header, extensions = _pinned(current, check_url(current, policy))
+            target, host_header, extensions = _pinned(
+                current, check_url(current, policy, deadline.left())
+            )
             # Our own politeness is no time the server took: it does not count.
             deadline.extend(_pacer.wait(urlsplit(current).hostname or "", policy.min_interval))
             try:
@@ -425,7 +475,7 @@ def post(url: str, body: bytes, policy: FetchPolicy, headers: dict | None = None
     request_headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     request_headers.update(headers or {})
     request_headers["Accept-Encoding"] = "identity"
-    target, host_header, extensions = _pinned(url, check_url(url, policy))
+    target, host_header, extensions = _pinned(url, check_url(url, policy, deadline.left()))
     timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 10.0))
     with httpx.Client(
         timeout=timeout, transport=_BoundedTransport(deadline), follow_redirects=False
