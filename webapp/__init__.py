@@ -112,3 +112,6 @@ def _configure_logging() -> None:
     handler._bytestack = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # Alembic announces each of its autogenerate plugins at INFO on every command: noise
+    # around what a migration or `flask create-owner` prints.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
