@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from feeds import FeedServer
 from flask.sessions import SecureCookieSessionInterface
+from helpers import DatabaseProxy
 from itsdangerous import BadSignature
 from redis import Redis
 
@@ -340,3 +341,17 @@ def processes(test_env, tmp_path, app):
     # Captured output is shown only when the test failed: then it says what each process did.
     for path in sorted(procs.logdir.glob("*.log")):
         print(f"--- {path.name} (end) ---\n{path.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture
+def database_proxy(db, test_env, processes, tmp_path):
+    """The worker's and the scheduler's database through a proxy the test can cut; the test
+    itself reads the database directly. PostgreSQL only: a SQLite file has no connection to
+    lose (its fault is a lock: DatabaseLock in tests/faults/test_scheduler_faults.py)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite database is a local file: it cannot become unreachable")
+    proxy = DatabaseProxy(test_env["DATABASE_URL"], tmp_path)
+    proxy.start()
+    processes.env["DATABASE_URL"] = proxy.url
+    yield proxy
+    proxy.stop()

@@ -1,14 +1,19 @@
 """Helpers shared by the test modules: fixed instants, fresh rows, a job's runs, due slots,
-the web process as the Procfile starts it."""
+the web process as the Procfile starts it, a database the test can cut off."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
 
+from webapp.launcher import free_port
 from webapp.models import Job, Run
 from webapp.timeutil import now
 
@@ -62,3 +67,37 @@ def platform_env(test_env: dict, **changes: str) -> dict:
     env = {**os.environ, **test_env, **changes}
     env.pop("BYTESTACK_ENV", None)
     return env
+
+
+class DatabaseProxy:
+    """A TCP proxy process between the app's processes and PostgreSQL (tests/faults/
+    tcp_proxy.py). SIGKILLing it makes the database unreachable as a restart or a network
+    cut does: every open connection drops and every new one is refused, until it is started
+    again on the same port."""
+
+    def __init__(self, database_url: str, logdir):
+        self.target = make_url(database_url)
+        self.port = free_port()
+        self.url = self.target.set(host="127.0.0.1", port=self.port).render_as_string(
+            hide_password=False
+        )
+        self.logdir = logdir
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.logdir / "tcp-proxy.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "faults" / "tcp_proxy.py"), str(self.port),
+             self.target.host or "127.0.0.1", str(self.target.port or 5432)],
+            stdout=subprocess.PIPE, stderr=log,
+        )
+        assert self.process.stdout.readline().strip() == b"ready"
+
+    def cut(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.cut()

@@ -1,5 +1,6 @@
 """Faults around the scheduler, with real processes and real signals: two schedulers for
-minutes, a scheduler stopped across slots, Redis flushed, Redis frozen, the database locked.
+minutes, a scheduler stopped across slots, Redis flushed, Redis frozen, the database locked
+or unreachable.
 
 Each test states, in its docstring, the outcome DESIGN.md promises, and asserts it on the
 database (the source of truth), on Redis and on the processes themselves.
@@ -602,6 +603,82 @@ def test_a_locked_database_delays_a_slot_which_then_fires_once(
         assert fresh(db, Job, other.id).state == "active"
     print(f"\nthe slot's run was written {(run.created_at - slot).total_seconds():.2f} s after "
           f"its slot, {(run.created_at - unlocked_at).total_seconds():+.2f} s from the unlock")
+
+    later = due_in(db, job, 2)
+    later_run = wait_until(lambda: runs_of(db, job, "completed", later), 30,
+                           message="a later slot completed")[0]
+    assert (later_run.created_at - later).total_seconds() < 1.0
+    assert [(r.scheduled_for, r.status) for r in runs_of(db, job)] == [
+        (slot, "completed"), (later, "completed")
+    ]
+    assert alive(scheduler) and alive(worker)
+
+
+DATABASE_OUTAGE_SECONDS = 10
+
+
+@pytest.mark.parametrize("worker_busy", [False, True], ids=["idle-worker", "worker-mid-run"])
+def test_an_unreachable_database_delays_a_slot_which_then_fires_once(
+    db, project, feed_server, processes, redis_url, database_proxy, worker_busy
+):
+    """DESIGN.md: "No process dies of a blip: the scheduler ... drops a due entry only after its
+    run is committed"; exactly one run per (job, slot); a run is failed only when its worker
+    died or it ran past its timeout.
+
+    PostgreSQL unreachable for 10 s (the proxy in front of it SIGKILLed: open connections
+    dropped, new ones refused) while a slot falls due: the entry stays due, the slot fires
+    exactly once when the database is back and its run completes, the scheduler and the
+    worker stay alive, and a later slot fires normally. In one case the worker is in the middle
+    of another job's run, which finishes fetching during the outage: its completion is written
+    when the database is back (with its records), not lost and not reaped.
+    """
+    from webapp.jobs.service import run_now
+
+    url = feed_server.serve("/feed.xml", rss_document(ITEMS))
+    slow_url = feed_server.serve("/slow.xml", rss_document(ITEMS), delay=3)  # < fetch timeout
+    job = make_job(project, sources=[url], prompt="acme", schedule="daily")
+    other = make_job(project, name="slow", sources=[slow_url], prompt="acme", schedule="daily")
+    redis = Redis.from_url(redis_url)
+    worker = processes.worker()
+    scheduler = processes.scheduler()
+    wait_for_scheduler_and_worker(redis)
+
+    going = None
+    if worker_busy:
+        going = run_now(fresh(db, Job, other.id))
+        wait_until(lambda: fresh(db, Run, going.id).status == "running", 10,
+                   message="the other job's run going")
+    slot = due_in(db, job, 3)
+    entry = Entry.of(job.public_id, slot).id
+    wait_until(lambda: entry in entries(redis), 3, interval=0.1, message="the slot's entry")
+    db.session.rollback()
+    database_proxy.cut()
+    try:
+        def still_due():
+            if now() > slot + timedelta(seconds=1):
+                assert entry in entries(redis), "the due entry left Redis during the outage"
+
+        hold(DATABASE_OUTAGE_SECONDS, scheduler, worker, during=still_due)
+        assert count_runs(db, Run.job_id == job.id) == 0, "a run was written through a cut proxy"
+    finally:
+        database_proxy.start()
+    back_at = now()
+    assert slot < back_at
+
+    run = wait_until(lambda: runs_of(db, job, "completed", slot), 40,
+                     message="the delayed slot's run completed")[0]
+    assert len(runs_of(db, job, slot=slot)) == 1
+    assert entry not in entries(redis)
+    assert alive(scheduler) and alive(worker)
+    if going is not None:
+        going = wait_until(lambda: (r := fresh(db, Run, going.id)).status != "running" and r,
+                           30, message="the run that was going ended")
+        assert (going.status, going.error) == ("completed", None)
+        assert going.record_count == 2
+        assert fresh(db, Job, other.id).state == "active"
+    print(f"\nthe slot's run was written {(run.created_at - slot).total_seconds():.2f} s after "
+          f"its slot, {(run.created_at - back_at).total_seconds():+.2f} s from the database's "
+          "return")
 
     later = due_in(db, job, 2)
     later_run = wait_until(lambda: runs_of(db, job, "completed", later), 30,

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..dates import stored_window
 from ..extensions import db
@@ -37,6 +38,11 @@ from .lifecycle import claim_run, complete_run, fail_run, hand_back_run, skip_ru
 log = logging.getLogger("bytestack.worker")
 FIRST_RUN_WINDOW = timedelta(hours=24)
 POLL_SECONDS = 0.2
+# How long a run that is done fetching keeps trying to write its outcome while the database
+# is unreachable (a restart, a failover, a network cut), and the longest wait between tries.
+# Meanwhile its queue message stays `started` by a live worker, so the reaper leaves it be.
+FINISH_RETRY_SECONDS = 120.0
+FINISH_RETRY_MAX_WAIT = 5.0
 
 
 class RunFailed(Exception):
@@ -147,30 +153,61 @@ def _fetch_and_finish(run: Run, spec: QuerySpec, job_pk: int | None) -> str:
     heartbeat = Heartbeat(db.engine, run.id, config["HEARTBEAT_SECONDS"])
     heartbeat.start()
     try:
+        return _finish(run, spec, job_pk, budget)
+    finally:
+        heartbeat.stop()
+
+
+def _finish(run: Run, spec: QuerySpec, job_pk: int | None, budget: float) -> str:
+    # Plain values: after the rollbacks below `run` is expired, and reading it again would
+    # need the database, which may be unreachable by the time the sources are fetched.
+    run_id, public_id, project_id = run.id, run.public_id, run.project_id
+    try:
         since, until = date_window(spec, run, job_pk)
         db.session.rollback()  # no transaction stays open while the sources are fetched
         records, partial_errors = collect_records(
-            spec, run.id, run.project_id, since, until, time.monotonic() + budget
+            spec, run_id, project_id, since, until, time.monotonic() + budget
         )
     except HandBack:
-        heartbeat.stop()
-        hand_back_run(run.id)
+        _written(public_id, hand_back_run, run_id)
         return "handed back"
     except JobTimeoutException:
-        heartbeat.stop()
-        fail_run(run.id, f"The run exceeded its timeout of {budget} s and was stopped.")
+        reason = f"The run exceeded its timeout of {budget} s and was stopped."
+        _written(public_id, fail_run, run_id, reason)
         return "timeout"
     except RunFailed as exc:
-        heartbeat.stop()
-        fail_run(run.id, str(exc))
+        _written(public_id, fail_run, run_id, str(exc))
         return "failed"
     except Exception as exc:  # a bug in a source must fail the run, not the worker
-        heartbeat.stop()
-        log.exception("run crashed run=%s", run.public_id)
-        fail_run(run.id, f"Internal error while running: {type(exc).__name__}: {exc}")
+        log.exception("run crashed run=%s", public_id)
+        reason = f"Internal error while running: {type(exc).__name__}: {exc}"
+        _written(public_id, fail_run, run_id, reason)
         return "failed"
-    heartbeat.stop()
-    return "completed" if complete_run(run.id, records, partial_errors) else "dropped"
+    completed = _written(public_id, complete_run, run_id, records, partial_errors)
+    return "completed" if completed else "dropped"
+
+
+def _written(public_id: str, write: Callable, *args):
+    """A run's finishing write (complete, fail, hand back), tried again while the database is
+    unreachable: what the run fetched is not lost to a database restart that ends within
+    FINISH_RETRY_SECONDS. Each write is one transaction on the expected status, so a try that
+    did commit before its connection dropped makes the next one a no-op."""
+    give_up = time.monotonic() + FINISH_RETRY_SECONDS
+    wait_seconds = 0.5
+    while True:
+        try:
+            return write(*args)
+        except (OperationalError, InterfaceError) as exc:
+            try:
+                db.session.rollback()
+            except Exception:  # the connection is gone; the session starts afresh anyway
+                pass
+            if time.monotonic() + wait_seconds > give_up:
+                raise
+            log.warning("database unreachable while finishing run=%s (%s); retrying in %.1f s",
+                        public_id, str(exc.orig or exc).splitlines()[0], wait_seconds)
+            time.sleep(wait_seconds)
+            wait_seconds = min(FINISH_RETRY_MAX_WAIT, wait_seconds * 2)
 
 
 class Heartbeat:
