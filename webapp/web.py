@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .accounts.access import can
@@ -19,6 +20,8 @@ from .schedules import humanize_delta
 from .timeutil import isoformat, now
 
 log = logging.getLogger(__name__)
+DATABASE_UNAVAILABLE = "The database cannot be reached right now. Try again in a few seconds."
+RETRY_AFTER_SECONDS = 5
 
 
 def register_web(app: Flask) -> None:
@@ -51,6 +54,34 @@ def register_web(app: Flask) -> None:
         return render_template(
             "error.html", title=f"{exc.code} {exc.name}", message=exc.description
         ), exc.code
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_unavailable(exc: Exception):
+        """The database could not be reached (a restart, a failover, a lock held too long):
+        503 with Retry-After, as the request may well succeed in a moment; not a 500."""
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        log.error("database unavailable on %s %s: %s", request.method, request.path, reason)
+        try:
+            db.session.rollback()
+        except Exception:  # the connection is gone; the next request gets a fresh one
+            pass
+        if is_api_request():
+            response = error_response(503, DATABASE_UNAVAILABLE, "database_unavailable")
+        else:
+            # Straight from the template, without the context processors, which would load
+            # the signed-in user from the database again.
+            page = current_app.jinja_env.get_template("unavailable.html").render(
+                title="Database unreachable", message=DATABASE_UNAVAILABLE,
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+            response = current_app.make_response((page, 503))
+            if htmx and not htmx.boosted:
+                # A panel refreshing itself keeps what it showed, and tries again on its next
+                # poll; a boosted navigation shows the page.
+                response.headers["HX-Reswap"] = "none"
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):

@@ -20,6 +20,7 @@ CODES = {
     415: "unsupported_media_type",
     422: "invalid_field",
     429: "rate_limited",
+    503: "unavailable",
 }
 
 
