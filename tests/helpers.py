@@ -7,9 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+from feeds import wait_until
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
@@ -59,6 +63,43 @@ def due_in(db, job, seconds: float) -> datetime:
 
 # The web process as the Procfile and `make run` start it (its settings module included).
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:webapp.gunicorn_conf"]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def web_process(
+    env: dict, host: str, log_path: Path
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """gunicorn as the Procfile starts it (two workers), bound to `host` on a free port: its
+    loopback URL and its process once /healthz answers; stopped with SIGTERM at the end."""
+    port = free_port()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [*GUNICORN, "--bind", f"{host}:{port}", "--workers", "2", "webapp:create_app()"],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"gunicorn exited:\n{log_path.read_text(errors='replace')}")
+        try:
+            return httpx.get(base + "/healthz", timeout=2).status_code in (200, 503)
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(answers, 30, message="gunicorn answering /healthz")
+        yield base, process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def platform_env(test_env: dict, **changes: str) -> dict:

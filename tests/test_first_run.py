@@ -3,21 +3,16 @@ setup token printed in the web's log; `flask create-owner` does the same from a 
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
-from feeds import wait_until
-from helpers import GUNICORN, platform_env
+from helpers import platform_env, web_process
 from sqlalchemy import select
 
 from webapp.accounts.models import Membership, User
 from webapp.accounts.service import setup_token
-from webapp.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,34 +100,10 @@ def public_web(app, test_env, tmp_path):
     """gunicorn as the Procfile starts it, listening on every address (0.0.0.0), production
     by default; this test only talks to it through 127.0.0.1. Plain HTTP here, so the
     session cookie is allowed without https."""
-    port = free_port()
     log_path = tmp_path / "web.log"
     env = platform_env(test_env, BYTESTACK_SECURE_COOKIES="0")
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [*GUNICORN, "--bind", f"0.0.0.0:{port}", "--workers", "2", "webapp:create_app()"],
-            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"gunicorn exited:\n{log_path.read_text(errors='replace')}")
-        try:
-            return httpx.get(base + "/healthz", timeout=2).status_code in (200, 503)
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(answers, 30, message="gunicorn answering /healthz")
+    with web_process(env, "0.0.0.0", log_path) as (base, _process):
         yield base, log_path
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_a_fresh_public_deploy_asks_for_the_token_its_log_prints(public_web, db):

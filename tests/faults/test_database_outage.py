@@ -10,19 +10,15 @@ same signed-in session, once the database is back.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 
 import httpx
 import pytest
-from conftest import PASSWORD, ROOT, make_user
+from conftest import PASSWORD, make_user
 from feeds import wait_until
-from helpers import GUNICORN, platform_env
+from helpers import platform_env, web_process
 from sqlalchemy import func, select
 
-from webapp.launcher import free_port
 from webapp.models import Job
 
 pytestmark = pytest.mark.integration
@@ -32,35 +28,11 @@ pytestmark = pytest.mark.integration
 def web(app, db, test_env, database_proxy, tmp_path):
     """gunicorn as the Procfile starts it (production defaults, plain HTTP on loopback),
     its database behind the proxy."""
-    port = free_port()
     log_path = tmp_path / "web.log"
     env = platform_env(test_env, DATABASE_URL=database_proxy.url, BYTESTACK_SECURE_COOKIES="0")
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [*GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "2", "webapp:create_app()"],
-            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"gunicorn exited:\n{log_path.read_text(errors='replace')}")
-        try:
-            return httpx.get(base + "/healthz", timeout=2).status_code in (200, 503)
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(answers, 30, message="gunicorn answering /healthz")
+    with web_process(env, "127.0.0.1", log_path) as (base, process):
         yield base, log_path, process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        print(f"--- web.log (end) ---\n{log_path.read_text(errors='replace')[-3000:]}")
+    print(f"--- web.log (end) ---\n{log_path.read_text(errors='replace')[-3000:]}")
 
 
 def sign_in(browser: httpx.Client, email: str) -> None:

@@ -533,107 +533,38 @@ def test_a_frozen_redis_delays_a_slot_which_then_fires_once_and_no_process_dies(
     assert alive(scheduler) and alive(worker)
 
 
-# --- 5. the database locked ------------------------------------------------------------------
+# --- 5. the database locked or unreachable --------------------------------------------------
 
 
-DATABASE_LOCK_SECONDS = 10
-
-
-@pytest.mark.parametrize("worker_busy", [False, True], ids=["idle-worker", "worker-mid-run"])
-def test_a_locked_database_delays_a_slot_which_then_fires_once(
-    db, project, feed_server, processes, redis_url, database_lock, worker_busy
-):
-    """DESIGN.md: "No process dies of a blip: the scheduler ... drops a due entry only after its
-    run is committed"; exactly one run per (job, slot).
-
-    The jobs and runs tables locked for 10 s (BEGIN EXCLUSIVE on SQLite, LOCK TABLE ... IN
-    ACCESS EXCLUSIVE MODE on PostgreSQL) while a slot falls due: the entry stays due during
-    the lock, the slot fires exactly once afterwards and its run completes, the scheduler and
-    the worker are alive, and a later slot fires normally. In one case the worker is in the
-    middle of another job's run when the lock comes: that run is not reaped as if its worker
-    had died ("a run whose worker died ... is marked failed"; this one's did not), it
-    completes and its job stays active.
-    """
-    from webapp.jobs.service import run_now
-
-    url = feed_server.serve("/feed.xml", rss_document(ITEMS))
-    slow_url = feed_server.serve("/slow.xml", rss_document(ITEMS), delay=3)  # < fetch timeout
-    job = make_job(project, sources=[url], prompt="acme", schedule="daily")
-    other = make_job(project, name="slow", sources=[slow_url], prompt="acme", schedule="daily")
-    redis = Redis.from_url(redis_url)
-    worker = processes.worker()
-    scheduler = processes.scheduler()
-    wait_for_scheduler_and_worker(redis)
-
-    going = None
-    if worker_busy:
-        going = run_now(fresh(db, Job, other.id))
-        wait_until(lambda: fresh(db, Run, going.id).status == "running", 10,
-                   message="the other job's run going")
-    slot = due_in(db, job, 3)
-    entry = Entry.of(job.public_id, slot).id
-    wait_until(lambda: entry in entries(redis), 3, interval=0.1, message="the slot's entry")
-    db.session.rollback()
-    database_lock.acquire()
-    try:
-        locked_at = now()
-        assert locked_at < slot, "the database must be locked before the slot falls due"
-
-        def still_due():
-            if now() > slot + timedelta(seconds=1):
-                # Its run cannot be committed yet, so the entry stays.
-                assert entry in entries(redis), "the due entry left Redis during the lock"
-
-        hold(DATABASE_LOCK_SECONDS, scheduler, worker, during=still_due)
-    finally:
-        database_lock.release()
-    unlocked_at = now()
-    assert slot < unlocked_at
-
-    run = wait_until(lambda: runs_of(db, job, "completed", slot), 40,
-                     message="the delayed slot's run completed")[0]
-    assert len(runs_of(db, job, slot=slot)) == 1
-    assert entry not in entries(redis)
-    assert alive(scheduler) and alive(worker)
-    if going is not None:
-        going = wait_until(lambda: (r := fresh(db, Run, going.id)).status != "running" and r,
-                           30, message="the run that was going ended")
-        assert (going.status, going.error) == ("completed", None)
-        assert going.record_count == 2
-        assert fresh(db, Job, other.id).state == "active"
-    print(f"\nthe slot's run was written {(run.created_at - slot).total_seconds():.2f} s after "
-          f"its slot, {(run.created_at - unlocked_at).total_seconds():+.2f} s from the unlock")
-
-    later = due_in(db, job, 2)
-    later_run = wait_until(lambda: runs_of(db, job, "completed", later), 30,
-                           message="a later slot completed")[0]
-    assert (later_run.created_at - later).total_seconds() < 1.0
-    assert [(r.scheduled_for, r.status) for r in runs_of(db, job)] == [
-        (slot, "completed"), (later, "completed")
-    ]
-    assert alive(scheduler) and alive(worker)
-
-
-DATABASE_OUTAGE_SECONDS = 10
+DATABASE_FAULT_SECONDS = 10
 
 
 @pytest.mark.parametrize("worker_busy", [False, True], ids=["idle-worker", "worker-mid-run"])
-def test_an_unreachable_database_delays_a_slot_which_then_fires_once(
-    db, project, feed_server, processes, redis_url, database_proxy, worker_busy
+@pytest.mark.parametrize("fault", ["locked", "unreachable"])
+def test_a_locked_or_unreachable_database_delays_a_slot_which_then_fires_once(
+    db, project, feed_server, processes, redis_url, request, fault, worker_busy
 ):
     """DESIGN.md: "No process dies of a blip: the scheduler ... drops a due entry only after its
     run is committed"; exactly one run per (job, slot); a run is failed only when its worker
     died or it ran past its timeout.
 
-    PostgreSQL unreachable for 10 s (the proxy in front of it SIGKILLed: open connections
-    dropped, new ones refused) while a slot falls due: the entry stays due, the slot fires
-    exactly once when the database is back and its run completes, the scheduler and the
-    worker stay alive, and a later slot fires normally. In one case the worker is in the middle
-    of another job's run, which finishes fetching during the outage: its completion is written
-    when the database is back (with its records), not lost and not reaped.
+    For 10 s while a slot falls due, the database is either locked (the jobs and runs tables:
+    BEGIN EXCLUSIVE on SQLite, LOCK TABLE ... IN ACCESS EXCLUSIVE MODE on PostgreSQL) or
+    unreachable (PostgreSQL behind a proxy process that is SIGKILLed: open connections
+    dropped, new ones refused; then started again). The entry stays due, the slot fires
+    exactly once afterwards and its run completes, the scheduler and the worker stay alive,
+    and a later slot fires normally. In one case the worker is in the middle of another job's
+    run when the fault comes, and that run finishes fetching during it: it is not reaped as if
+    its worker had died, and it completes with its records once the database answers.
     """
     from webapp.jobs.service import run_now
 
+    if fault == "locked":
+        lock = request.getfixturevalue("database_lock")
+        begin, end = lock.acquire, lock.release
+    else:
+        proxy = request.getfixturevalue("database_proxy")  # before the processes start
+        begin, end = proxy.cut, proxy.start
     url = feed_server.serve("/feed.xml", rss_document(ITEMS))
     slow_url = feed_server.serve("/slow.xml", rss_document(ITEMS), delay=3)  # < fetch timeout
     job = make_job(project, sources=[url], prompt="acme", schedule="daily")
@@ -652,18 +583,20 @@ def test_an_unreachable_database_delays_a_slot_which_then_fires_once(
     entry = Entry.of(job.public_id, slot).id
     wait_until(lambda: entry in entries(redis), 3, interval=0.1, message="the slot's entry")
     db.session.rollback()
-    database_proxy.cut()
+    begin()
     try:
+        assert now() < slot, "the fault must begin before the slot falls due"
+
         def still_due():
             if now() > slot + timedelta(seconds=1):
-                assert entry in entries(redis), "the due entry left Redis during the outage"
+                # Its run cannot be committed yet, so the entry stays.
+                assert entry in entries(redis), "the due entry left Redis during the fault"
 
-        hold(DATABASE_OUTAGE_SECONDS, scheduler, worker, during=still_due)
-        assert count_runs(db, Run.job_id == job.id) == 0, "a run was written through a cut proxy"
+        hold(DATABASE_FAULT_SECONDS, scheduler, worker, during=still_due)
     finally:
-        database_proxy.start()
-    back_at = now()
-    assert slot < back_at
+        end()
+    ended_at = now()
+    assert slot < ended_at
 
     run = wait_until(lambda: runs_of(db, job, "completed", slot), 40,
                      message="the delayed slot's run completed")[0]
@@ -677,8 +610,7 @@ def test_an_unreachable_database_delays_a_slot_which_then_fires_once(
         assert going.record_count == 2
         assert fresh(db, Job, other.id).state == "active"
     print(f"\nthe slot's run was written {(run.created_at - slot).total_seconds():.2f} s after "
-          f"its slot, {(run.created_at - back_at).total_seconds():+.2f} s from the database's "
-          "return")
+          f"its slot, {(run.created_at - ended_at).total_seconds():+.2f} s from the fault's end")
 
     later = due_in(db, job, 2)
     later_run = wait_until(lambda: runs_of(db, job, "completed", later), 30,
