@@ -70,14 +70,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @contextmanager
 def web_process(
-    env: dict, host: str, log_path: Path
+    env: dict, host: str, log_path: Path, *options: str
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """gunicorn as the Procfile starts it (two workers), bound to `host` on a free port: its
-    loopback URL and its process once /healthz answers; stopped with SIGTERM at the end."""
+    """gunicorn as the Procfile starts it (two workers, and `options`, e.g. the launcher's
+    "--threads", "4"), bound to `host` on a free port: its loopback URL and its process once
+    /healthz answers (200, or 503 without a scheduler); stopped with SIGTERM at the end."""
     port = free_port()
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [*GUNICORN, "--bind", f"{host}:{port}", "--workers", "2", "webapp:create_app()"],
+            [*GUNICORN, "--bind", f"{host}:{port}", "--workers", "2", *options,
+             "webapp:create_app()"],
             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,12 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 from feeds import rss_document, trickle, wait_until
-from helpers import due_in, fresh, runs_of
+from helpers import due_in, fresh, runs_of, web_process
 from redis import Redis
 from sqlalchemy import func, select
 
 from webapp.jobs.service import create_job, pause_job, resume_job, run_now
-from webapp.launcher import free_port
 from webapp.models import Job, Record, Run
 from webapp.queries.service import submit_query
 from webapp.queueing import fresh_beats
@@ -337,38 +335,10 @@ def test_a_hanging_source_costs_only_its_share_of_the_run_budget(
 @pytest.fixture
 def web_server(app, test_env, tmp_path):
     """gunicorn as webapp/launcher.py starts it, on a free loopback port."""
-    port = free_port()
     log_path = tmp_path / "web.log"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "--threads", "4", "webapp:create_app()"],
-            env={**os.environ, **test_env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"gunicorn exited:\n{log_path.read_text(errors='replace')}")
-        try:
-            httpx.get(base + "/healthz", timeout=2)  # 503 without a scheduler: still up
-            return True
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(answers, 30, message="gunicorn answering /healthz")
+    env = {**os.environ, **test_env}
+    with web_process(env, "127.0.0.1", log_path, "--threads", "4") as (base, _process):
         yield base, log_path
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            pass
 
 
 def test_ten_parallel_run_now_requests_make_one_run_and_nine_conflicts(db, project, web_server):
