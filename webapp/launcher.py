@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from . import ROOT
+from .timeutil import Backoff
 
 
 def free_port() -> int:
@@ -94,7 +95,7 @@ class Child:
         self.name, self.command, self.env = name, command, env
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
-        self.delay = 0.0
+        self.backoff = Backoff(self.FIRST_DELAY, self.MAX_DELAY)
         self.restart_at: float | None = None
 
     def start(self) -> None:
@@ -112,11 +113,11 @@ class Child:
         if self.process is None or self.process.poll() is None:
             return
         if moment - self.started_at >= self.STABLE_SECONDS:
-            self.delay = 0.0
-        self.delay = min(self.MAX_DELAY, self.delay * 2 if self.delay else self.FIRST_DELAY)
+            self.backoff.reset()
+        delay = self.backoff.next()
         print(f"{self.name} exited with code {self.process.returncode}; restarting in "
-              f"{self.delay:g} s", flush=True)
-        self.restart_at = moment + self.delay
+              f"{delay:g} s", flush=True)
+        self.restart_at = moment + delay
 
 
 def main() -> int:

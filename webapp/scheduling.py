@@ -51,7 +51,7 @@ from .queueing import (
 from .runs.lifecycle import reap
 from .schedules import Schedule
 from .storage.retention import projects_with_a_policy
-from .timeutil import isoformat, now
+from .timeutil import Backoff, isoformat, now
 
 log = logging.getLogger("bytestack.scheduler")
 # Every project with a retention policy is pruned this often (besides after each of its runs),
@@ -364,18 +364,6 @@ def schedulable_count() -> int:
 # --- the scheduler process -------------------------------------------------------------------
 
 
-class Backoff:
-    def __init__(self, first: float = 0.5, limit: float = MAX_BACKOFF_SECONDS):
-        self.first, self.limit, self.current = first, limit, 0.0
-
-    def next(self) -> float:
-        self.current = min(self.limit, self.current * 2 if self.current else self.first)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
-
-
 class JobScheduler(Scheduler):
     """rq-scheduler whose entries are job slots, each computed in the job's own timezone.
 
@@ -411,7 +399,7 @@ class JobScheduler(Scheduler):
 
     def run(self, burst: bool = False) -> None:
         self._install_signal_handlers()
-        backoff = Backoff()
+        backoff = Backoff(0.5, MAX_BACKOFF_SECONDS)
         log.info("scheduler %s started, polling every %.2f s", self.name, self._interval)
         try:
             while not self._stopping:

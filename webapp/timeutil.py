@@ -60,3 +60,18 @@ def as_date(value: date | datetime | str) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
+
+
+class Backoff:
+    """Waits that double after each failure, from `first` up to `limit`; reset() after a
+    success starts again from `first`."""
+
+    def __init__(self, first: float, limit: float):
+        self.first, self.limit, self.current = first, limit, 0.0
+
+    def next(self) -> float:
+        self.current = min(self.limit, self.current * 2 if self.current else self.first)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0

@@ -32,7 +32,7 @@ from ..prompt import parse_prompt, resolve_window
 from ..sources import FetchContext, SourceError, fetch_source, source_label
 from ..sources.credentials import project_credentials
 from ..sources.http import FetchError, FetchPolicy
-from ..timeutil import now, parse_timestamp
+from ..timeutil import Backoff, now, parse_timestamp
 from .lifecycle import claim_run, complete_run, fail_run, hand_back_run, skip_run
 
 log = logging.getLogger("bytestack.worker")
@@ -193,7 +193,7 @@ def _written(public_id: str, write: Callable, *args):
     FINISH_RETRY_SECONDS. Each write is one transaction on the expected status, so a try that
     did commit before its connection dropped makes the next one a no-op."""
     give_up = time.monotonic() + FINISH_RETRY_SECONDS
-    wait_seconds = 0.5
+    backoff = Backoff(0.5, FINISH_RETRY_MAX_WAIT)
     while True:
         try:
             return write(*args)
@@ -202,12 +202,12 @@ def _written(public_id: str, write: Callable, *args):
                 db.session.rollback()
             except Exception:  # the connection is gone; the session starts afresh anyway
                 pass
+            wait_seconds = backoff.next()
             if time.monotonic() + wait_seconds > give_up:
                 raise
             log.warning("database unreachable while finishing run=%s (%s); retrying in %.1f s",
                         public_id, str(exc.orig or exc).splitlines()[0], wait_seconds)
             time.sleep(wait_seconds)
-            wait_seconds = min(FINISH_RETRY_MAX_WAIT, wait_seconds * 2)
 
 
 class Heartbeat:
