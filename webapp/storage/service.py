@@ -22,7 +22,7 @@ from sqlalchemy.orm import defer
 from .. import schemas
 from ..errors import NotFoundError, ValidationError
 from ..extensions import db
-from ..models import Job, Project, Record, Run
+from ..models import Job, Project, Record, Run, get_in_project
 from ..paging import keyset
 from ..timeutil import isoformat, parse_timestamp
 from . import search
@@ -265,21 +265,21 @@ NO_JOB = "No job with this id in this project."
 NO_RUN = "No run or query with this id in this project."
 
 
-def _project_job(project: Project, public_id: str) -> Job | None:
-    if not looks_like_public_id(public_id, "job"):
-        return None
-    return db.session.scalar(
-        select(Job).where(Job.public_id == public_id, Job.project_id == project.id)
-    )
+def _in_project(model, project: Project, public_id: str, missing: str, *prefixes: str):
+    """models.get_in_project for an id that must first look like one of `prefixes`: an id of
+    another shape never reaches SQL."""
+    if not any(looks_like_public_id(public_id, prefix) for prefix in prefixes):
+        raise NotFoundError(missing)
+    return get_in_project(model, project.id, public_id, missing)
 
 
-def _project_run(project: Project, public_id: str) -> Run | None:
+def _project_job(project: Project, public_id: str) -> Job:
+    return _in_project(Job, project, public_id, NO_JOB, "job")
+
+
+def _project_run(project: Project, public_id: str) -> Run:
     """A run or a one-off query of the project."""
-    if not (looks_like_public_id(public_id, "run") or looks_like_public_id(public_id, "qry")):
-        return None
-    return db.session.scalar(
-        select(Run).where(Run.public_id == public_id, Run.project_id == project.id)
-    )
+    return _in_project(Run, project, public_id, NO_RUN, "run", "qry")
 
 
 def parse_record_filters(project: Project, args: Mapping[str, str]) -> RecordFilters:
@@ -290,13 +290,15 @@ def parse_record_filters(project: Project, args: Mapping[str, str]) -> RecordFil
     # NUL never belongs in a filter, and PostgreSQL would refuse the whole query over it.
     values = {name: (args.get(name) or "").replace("\x00", "").strip() for name in names}
     if values["job"]:
-        filters.job = _project_job(project, values["job"])
-        if filters.job is None:
-            filters.errors["job"] = NO_JOB
+        try:
+            filters.job = _project_job(project, values["job"])
+        except NotFoundError as exc:
+            filters.errors["job"] = exc.message
     if values["run"]:
-        filters.run = _project_run(project, values["run"])
-        if filters.run is None:
-            filters.errors["run"] = NO_RUN
+        try:
+            filters.run = _project_run(project, values["run"])
+        except NotFoundError as exc:
+            filters.errors["run"] = exc.message
     filters.source = values["source"][:40]
     if values["q"]:
         # The API's rule for q, so the box and GET /v1/records accept the same searches.
@@ -349,12 +351,8 @@ def record_filters(
     )
     if job_id is not None:
         filters.job = _project_job(project, job_id)
-        if filters.job is None:
-            raise NotFoundError(NO_JOB)
     if run_id is not None:
         filters.run = _project_run(project, run_id)
-        if filters.run is None:
-            raise NotFoundError(NO_RUN)
     return filters
 
 
@@ -458,14 +456,7 @@ def _run_labels(run_ids: set[int]) -> dict[int, tuple[str, str | None, str | Non
 
 
 def get_record(project: Project, public_id: str) -> Record:
-    record = None
-    if looks_like_public_id(public_id, "rec"):
-        record = db.session.scalar(
-            select(Record).where(Record.public_id == public_id, Record.project_id == project.id)
-        )
-    if record is None:
-        raise NotFoundError("No record with this id in this project.")
-    return record
+    return _in_project(Record, project, public_id, "No record with this id in this project.", "rec")
 
 
 def stream_records(project: Project, filters: RecordFilters, fmt: str) -> Iterator[str]:
