@@ -14,11 +14,12 @@ from pathlib import Path
 
 import httpx
 from feeds import wait_until
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import make_url
 
+from webapp.ids import new_public_id
 from webapp.launcher import free_port
-from webapp.models import Job, Run
+from webapp.models import Job, Record, Run
 from webapp.timeutil import now
 
 # A fixed instant for time-machine: a Friday in May, between two hourly slots.
@@ -59,6 +60,52 @@ def set_next_run(db, job, slot: datetime) -> datetime:
 def due_in(db, job, seconds: float) -> datetime:
     """Make a job's next slot fall due in `seconds` (a whole second); returns the slot."""
     return set_next_run(db, job, (now() + timedelta(seconds=seconds)).replace(microsecond=0))
+
+
+def stored_run(
+    db, project, job, records, finished_at: datetime, status: str = "completed",
+    record_defaults=None,
+) -> Run:
+    """A run of `job` (a one-off query without one) that ended at `finished_at` with
+    `records`, each a dict of overrides of `record_defaults(run, position)` and of a plain rss
+    record; stored as the ingest does, in one Core bulk INSERT."""
+    run = Run(
+        public_id=new_public_id("run" if job else "qry"),
+        project_id=project.id,
+        job_id=job.id if job else None,
+        trigger="schedule" if job else "query",
+        scheduled_for=finished_at - timedelta(minutes=1),
+        status=status,
+        started_at=finished_at - timedelta(seconds=30),
+        finished_at=finished_at if status in ("completed", "failed") else None,
+        record_count=len(records),
+        new_count=sum(1 for r in records if r.get("is_new", True)),
+        params=None if job else {"prompt": "acme", "sources": [], "limit": 100},
+    )
+    db.session.add(run)
+    db.session.flush()
+    if records:
+        db.session.execute(
+            insert(Record),
+            [
+                {
+                    "source": "rss",
+                    "fingerprint": f"fp-{run.id}-{position}",
+                    "url": f"https://news.example.com/{run.id}/{position}",
+                    "published_at": finished_at - timedelta(hours=1),
+                    "is_new": True,
+                    **(record_defaults(run, position) if record_defaults else {}),
+                    **overrides,
+                    "run_id": run.id,
+                    "job_id": run.job_id,
+                    "project_id": project.id,
+                    "position": position,
+                }
+                for position, overrides in enumerate(records)
+            ],
+        )
+    db.session.commit()
+    return run
 
 
 # The web process as the Procfile and `make run` start it (its settings module included).

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import make_job
+from helpers import stored_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, select, text, update
 
-from webapp.ids import new_public_id
 from webapp.models import Job, Project, Record, Run
 from webapp.schemas import SEARCH_MAX, SEARCH_WORDS_MAX
 from webapp.storage import search
@@ -144,44 +144,11 @@ def test_any_text_parses_or_says_why(value):
 def store(db, project, job=None, records=(), finished_at=T0) -> Run:
     """A completed run (a one-off query without `job`) with `records` (dicts of overrides),
     inserted as the ingest does: one Core bulk INSERT."""
-    run = Run(
-        public_id=new_public_id("run" if job else "qry"),
-        project_id=project.id,
-        job_id=job.id if job else None,
-        trigger="schedule" if job else "query",
-        scheduled_for=finished_at - timedelta(minutes=1),
-        status="completed",
-        started_at=finished_at - timedelta(seconds=30),
-        finished_at=finished_at,
-        record_count=len(records),
-        params=None if job else {"prompt": "acme", "sources": [], "limit": 100},
-    )
-    db.session.add(run)
-    db.session.flush()
-    if records:
-        db.session.execute(
-            insert(Record),
-            [
-                {
-                    "source": "rss",
-                    "fingerprint": f"fp-{run.id}-{position}",
-                    "url": f"https://news.example.com/{run.id}/{position}",
-                    "title": None,
-                    "text": None,
-                    "author": None,
-                    "published_at": finished_at - timedelta(hours=1),
-                    "is_new": True,
-                    **overrides,
-                    "run_id": run.id,
-                    "job_id": run.job_id,
-                    "project_id": project.id,
-                    "position": position,
-                }
-                for position, overrides in enumerate(records)
-            ],
-        )
-    db.session.commit()
-    return run
+    return stored_run(db, project, job, records, finished_at, record_defaults=_blank)
+
+
+def _blank(run: Run, position: int) -> dict:
+    return {"title": None, "text": None, "author": None}
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import make_job
+from helpers import stored_run
 from sqlalchemy import event, select
 
-from webapp.ids import new_public_id
 from webapp.models import Job, Record, Run
 from webapp.storage import service
 from webapp.storage.service import RECORDS_PER_PAGE
@@ -27,46 +27,18 @@ KEY_TIME = "%Y-%m-%dT%H-%M-%SZ"
 
 def add_run(db, project, job=None, records=(), finished_at=T0, status="completed") -> Run:
     """A run of `job` (a one-off query without one) with `records`, each a dict of overrides."""
-    run = Run(
-        public_id=new_public_id("run" if job else "qry"),
-        project_id=project.id,
-        job_id=job.id if job else None,
-        trigger="schedule" if job else "query",
-        scheduled_for=finished_at - timedelta(minutes=1),
-        status=status,
-        started_at=finished_at - timedelta(seconds=30),
-        finished_at=finished_at if status in ("completed", "failed") else None,
-        record_count=len(records),
-        new_count=sum(1 for r in records if r.get("is_new", True)),
-        params=None if job else {"prompt": "acme", "sources": [], "limit": 100},
-    )
-    db.session.add(run)
-    db.session.flush()
-    for position, overrides in enumerate(records):
-        data = {
-            "source": "rss",
-            "fingerprint": f"fp-{run.id}-{position}",
-            "url": f"https://news.example.com/{run.id}/{position}",
-            "title": f"Story {run.id}-{position}",
-            "text": "Acme did a thing.",
-            "author": "Reporter",
-            "published_at": T0 - timedelta(hours=1),
-            "metrics": {},
-            "raw": {},
-            "is_new": True,
-            **overrides,
-        }
-        db.session.add(
-            Record(
-                run_id=run.id,
-                job_id=run.job_id,
-                project_id=project.id,
-                position=position,
-                **data,
-            )
-        )
-    db.session.commit()
-    return run
+    return stored_run(db, project, job, records, finished_at, status, record_defaults=_story)
+
+
+def _story(run: Run, position: int) -> dict:
+    return {
+        "title": f"Story {run.id}-{position}",
+        "text": "Acme did a thing.",
+        "author": "Reporter",
+        "published_at": T0 - timedelta(hours=1),
+        "metrics": {},
+        "raw": {},
+    }
 
 
 def key_of(run: Run) -> str:
